@@ -1,0 +1,806 @@
+/* api: FHIR REST handlers. */
+#include "api/api.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "json/json.h"
+
+#define FHIR_JSON "application/fhir+json; charset=utf-8"
+#define HISTORY_MAX 1000
+
+struct Api {
+    Store *store;
+    const FhirRegistry *reg;
+    char *base;
+    char *capability;
+    char *version;
+};
+
+char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
+
+Api *api_new(const ApiOptions *o)
+{
+    Api *a = xcalloc(1, sizeof *a);
+    a->store = o->store;
+    a->reg = o->reg;
+    a->base = xstrdup(o->base_path ? o->base_path : "/fhir");
+    a->version = xstrdup(o->software_version ? o->software_version : "0");
+    a->capability = capability_build(o->reg, a->version);
+    return a;
+}
+
+void api_free(Api *a)
+{
+    if (!a)
+        return;
+    free(a->base);
+    free(a->capability);
+    free(a->version);
+    free(a);
+}
+
+const char *api_capability_text(const Api *a)
+{
+    return a->capability;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static void respond_text(HttpRequest *r, int status, const char *text, size_t len)
+{
+    http_respond(r, status, FHIR_JSON, xstrndup(text, len), len);
+}
+
+static void respond_buf(HttpRequest *r, int status, Buf *b)
+{
+    size_t len;
+    char *p = buf_steal(b, &len);
+    http_respond(r, status, FHIR_JSON, p, len);
+}
+
+static int fail(HttpRequest *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(HttpRequest *r, int err, const char *fmt, ...)
+{
+    Diag d = {{0}, {0}};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d.msg, sizeof d.msg, fmt, ap);
+    va_end(ap);
+    http_fail(r, err, &d);
+    return err;
+}
+
+/* The author recorded with each version. Authentication (accounts, tokens) will name the user;
+ * until then writes are attributed to the anonymous client and its address. */
+static const char *author_of(HttpRequest *r)
+{
+    return arena_printf(&r->arena, "anonyme@%s", r->remote);
+}
+
+static void http_date(int64_t ms, char out[64])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 64, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void version_headers(HttpRequest *r, const StoredResource *s)
+{
+    char etag[40], date[64];
+    snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)s->version);
+    http_date(s->last_updated, date);
+    http_header_set(r, "ETag", etag);
+    http_header_set(r, "Last-Modified", date);
+}
+
+/* The served type named by the first path parameter, or a 404 already sent. */
+static const FhirType *type_or_respond(HttpRequest *r, unsigned interaction)
+{
+    const char *name = r->params[0];
+    const FhirType *t = fhir_type_find(name, strlen(name));
+    if (!t) {
+        fail(r, ERR_NOT_FOUND, "type de ressource non pris en charge : %s", name);
+        return NULL;
+    }
+    if (!(t->interactions & interaction)) {
+        fail(r, ERR_METHOD, "interaction non prise en charge pour %s", name);
+        return NULL;
+    }
+    return t;
+}
+
+static bool id_or_respond(HttpRequest *r, const char *id)
+{
+    if (!fhir_id_valid(id, strlen(id))) {
+        fail(r, ERR_INVALID, "identifiant de ressource invalide : '%s'", id);
+        return false;
+    }
+    return true;
+}
+
+static bool accept_or_respond(HttpRequest *r)
+{
+    const char *fmt = NULL;
+    for (size_t i = 0; i < r->nquery; i++)
+        if (strcmp(r->query[i].name, "_format") == 0)
+            fmt = r->query[i].value;
+    if (fmt && !strstr(fmt, "json")) {
+        fail(r, ERR_NOT_ACCEPTABLE, "format non disponible : %s (JSON uniquement)", fmt);
+        return false;
+    }
+    const char *accept = http_header(r, "Accept");
+    if (!fmt && accept && *accept && !strstr(accept, "json") && !strstr(accept, "*/*") &&
+        !strstr(accept, "application/*")) {
+        fail(r, ERR_NOT_ACCEPTABLE, "format non disponible : %s (JSON uniquement)", accept);
+        return false;
+    }
+    return true;
+}
+
+/* Content-Type must be FHIR JSON (or plain JSON) for a body we parse. */
+static bool content_type_or_respond(HttpRequest *r)
+{
+    const char *ct = http_header(r, "Content-Type");
+    if (!ct || (strncasecmp(ct, "application/fhir+json", 21) != 0 &&
+                strncasecmp(ct, "application/json", 16) != 0)) {
+        fail(r, ERR_MEDIA_TYPE,
+             "type de contenu non pris en charge : %s (application/fhir+json attendu)",
+             ct ? ct : "(absent)");
+        return false;
+    }
+    return true;
+}
+
+static bool parse_body_or_respond(HttpRequest *r, json_t **out)
+{
+    if (!content_type_or_respond(r))
+        return false;
+    if (r->body_len == 0) {
+        fail(r, ERR_INVALID, "%s", "corps de requête vide : une ressource FHIR est attendue");
+        return false;
+    }
+    Diag d = {{0}, {0}};
+    if (json_parse(r->body, r->body_len, out, &d) != 0) {
+        http_fail(r, ERR_INVALID, &d);
+        return false;
+    }
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        fail(r, ERR_INVALID, "%s", "le corps doit être un objet JSON");
+        return false;
+    }
+    return true;
+}
+
+/* If-Match: W/"3" or "3" -> 3; 0 when absent; -1 when malformed (answered). */
+static int64_t if_match_or_respond(HttpRequest *r)
+{
+    const char *h = http_header(r, "If-Match");
+    if (!h)
+        return 0;
+    const char *p = h;
+    if (strncmp(p, "W/", 2) == 0)
+        p += 2;
+    if (*p == '"')
+        p++;
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    if (end == p || v <= 0 || (*end && strcmp(end, "\"") != 0)) {
+        fail(r, ERR_INVALID, "en-tête If-Match invalide : %s", h);
+        return -1;
+    }
+    return v;
+}
+
+static bool prefer_minimal(HttpRequest *r)
+{
+    const char *p = http_header(r, "Prefer");
+    return p && strstr(p, "return=minimal");
+}
+
+static bool prefer_strict(HttpRequest *r)
+{
+    const char *p = http_header(r, "Prefer");
+    return p && strstr(p, "handling=strict");
+}
+
+static void respond_version(HttpRequest *r, int status, const StoredResource *s, Api *a)
+{
+    version_headers(r, s);
+    char *loc = arena_printf(&r->arena, "%s%s/%s/%s/_history/%lld", r->base_url, a->base,
+                             s->type, s->id, (long long)s->version);
+    http_header_set(r, "Content-Location", loc);
+    if (status == 201)
+        http_header_set(r, "Location", loc);
+    if (prefer_minimal(r))
+        http_respond(r, status, NULL, NULL, 0);
+    else
+        respond_text(r, status, s->body, s->len);
+}
+
+/* ------------------------------------------------------------------ metadata, read */
+
+static void h_metadata(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    if (!accept_or_respond(r))
+        return;
+    respond_text(r, 200, a->capability, strlen(a->capability));
+}
+
+static void h_read(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    if (!type_or_respond(r, FHIR_READ) || !id_or_respond(r, r->params[1]) ||
+        !accept_or_respond(r))
+        return;
+    StoredResource s;
+    Diag d = {{0}, {0}};
+    int rc = store_read(a->store, &r->arena, r->params[0], r->params[1], &s, &d);
+    if (rc != 0) {
+        if (rc == ERR_GONE)
+            version_headers(r, &s);
+        http_fail(r, rc, &d);
+        return;
+    }
+    const char *inm = http_header(r, "If-None-Match");
+    char etag[40];
+    snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)s.version);
+    version_headers(r, &s);
+    if (inm && strcmp(inm, etag) == 0) {
+        http_respond(r, 304, NULL, NULL, 0);
+        return;
+    }
+    respond_text(r, 200, s.body, s.len);
+}
+
+static void h_vread(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    if (!type_or_respond(r, FHIR_VREAD) || !id_or_respond(r, r->params[1]) ||
+        !accept_or_respond(r))
+        return;
+    char *end;
+    long long v = strtoll(r->params[2], &end, 10);
+    if (*end || v <= 0) {
+        fail(r, ERR_INVALID, "numéro de version invalide : '%s'", r->params[2]);
+        return;
+    }
+    StoredResource s;
+    Diag d = {{0}, {0}};
+    int rc = store_vread(a->store, &r->arena, r->params[0], r->params[1], v, &s, &d);
+    if (rc == 0 && s.deleted) {
+        version_headers(r, &s);
+        diag_set(&d, ERR_GONE, "%s/%s version %lld est une suppression", s.type, s.id, v);
+        rc = ERR_GONE;
+    }
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    version_headers(r, &s);
+    respond_text(r, 200, s.body, s.len);
+}
+
+/* ------------------------------------------------------------------ bundles */
+
+static void bundle_open(Buf *b, const char *type)
+{
+    char id[37], ts[32];
+    uuid_v4(id);
+    time_format_instant(time_now_ms(), ts);
+    buf_printf(b, "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"meta\":{\"lastUpdated\":\"%s\"},"
+                  "\"type\":\"%s\"",
+               id, ts, type);
+}
+
+static void entry_full_url(Buf *b, HttpRequest *r, Api *a, const StoredResource *s)
+{
+    buf_adds(b, "{\"fullUrl\":");
+    char *url = arena_printf(&r->arena, "%s%s/%s/%s", r->base_url, a->base, s->type, s->id);
+    buf_add_json_string(b, url, strlen(url));
+}
+
+static void h_history(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    if (!type_or_respond(r, FHIR_HISTORY) || !id_or_respond(r, r->params[1]) ||
+        !accept_or_respond(r))
+        return;
+    StoredResource *items;
+    size_t n;
+    Diag d = {{0}, {0}};
+    int rc = store_history(a->store, &r->arena, r->params[0], r->params[1], HISTORY_MAX, &items,
+                           &n, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    Buf b;
+    buf_init(&b, 256u << 20);
+    bundle_open(&b, "history");
+    buf_printf(&b, ",\"total\":%zu,\"entry\":[", n);
+    for (size_t i = 0; i < n; i++) {
+        const StoredResource *s = &items[i];
+        char ts[32];
+        time_format_instant(s->last_updated, ts);
+        if (i)
+            buf_add(&b, ",", 1);
+        entry_full_url(&b, r, a, s);
+        if (!s->deleted) {
+            buf_adds(&b, ",\"resource\":");
+            buf_add(&b, s->body, s->len);
+        }
+        const char *method = s->deleted ? "DELETE" : s->version == 1 ? "POST" : "PUT";
+        buf_printf(&b, ",\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"}", method, s->type,
+                   s->id);
+        buf_printf(&b, ",\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
+                       "\"lastModified\":\"%s\"}}",
+                   s->deleted ? "204" : s->version == 1 ? "201" : "200", (long long)s->version,
+                   ts);
+    }
+    buf_adds(&b, "]}");
+    if (b.overflow) {
+        buf_cleanup(&b);
+        fail(r, ERR_TOO_LARGE, "%s", "historique trop volumineux");
+        return;
+    }
+    respond_buf(r, 200, &b);
+}
+
+static void url_encode_into(Buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            buf_add(b, s, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_add(b, e, 3);
+        }
+    }
+}
+
+static void add_link(Buf *b, HttpRequest *r, Api *a, const SearchPlan *p, const char *rel,
+                     const char *cursor, bool first)
+{
+    Buf url;
+    buf_init(&url, 1 << 20);
+    buf_printf(&url, "%s%s/%s?%s", r->base_url, a->base, p->type, p->self_query);
+    if (cursor) {
+        buf_adds(&url, p->self_query[0] ? "&_cursor=" : "_cursor=");
+        url_encode_into(&url, cursor);
+    }
+    buf_printf(b, "%s{\"relation\":\"%s\",\"url\":", first ? "" : ",", rel);
+    buf_add_json_string(b, url.p ? url.p : "", url.len);
+    buf_adds(b, "}");
+    buf_cleanup(&url);
+}
+
+static void search_respond(HttpRequest *r, Api *a, const SearchPlan *p, const StorePage *pg)
+{
+    Buf b;
+    buf_init(&b, 256u << 20);
+    bundle_open(&b, "searchset");
+    if (pg->total >= 0)
+        buf_printf(&b, ",\"total\":%lld", (long long)pg->total);
+    buf_adds(&b, ",\"link\":[");
+    add_link(&b, r, a, p, "self", p->cursor, true);
+    if (pg->next_cursor)
+        add_link(&b, r, a, p, "next", pg->next_cursor, false);
+    buf_adds(&b, "],\"entry\":[");
+    bool first = true;
+    for (size_t i = 0; i < pg->nmatches; i++, first = false) {
+        if (!first)
+            buf_add(&b, ",", 1);
+        entry_full_url(&b, r, a, &pg->matches[i]);
+        buf_adds(&b, ",\"resource\":");
+        buf_add(&b, pg->matches[i].body, pg->matches[i].len);
+        buf_adds(&b, ",\"search\":{\"mode\":\"match\"}}");
+    }
+    for (size_t i = 0; i < pg->nincluded; i++, first = false) {
+        if (!first)
+            buf_add(&b, ",", 1);
+        entry_full_url(&b, r, a, &pg->included[i]);
+        buf_adds(&b, ",\"resource\":");
+        buf_add(&b, pg->included[i].body, pg->included[i].len);
+        buf_adds(&b, ",\"search\":{\"mode\":\"include\"}}");
+    }
+    if (p->nignored) {
+        /* lenient handling: say what was ignored, as FHIR asks (search.mode = outcome) */
+        if (!first)
+            buf_add(&b, ",", 1);
+        buf_adds(&b, "{\"resource\":{\"resourceType\":\"OperationOutcome\",\"issue\":[");
+        for (size_t i = 0; i < p->nignored; i++) {
+            buf_adds(&b, i ? ",{" : "{");
+            buf_adds(&b, "\"severity\":\"warning\",\"code\":\"not-supported\",\"diagnostics\":");
+            buf_add_json_string(&b, p->ignored[i], strlen(p->ignored[i]));
+            buf_adds(&b, "}");
+        }
+        buf_adds(&b, "]},\"search\":{\"mode\":\"outcome\"}}");
+    }
+    buf_adds(&b, "]}");
+    if (b.overflow) {
+        buf_cleanup(&b);
+        fail(r, ERR_TOO_LARGE, "%s", "résultat trop volumineux : réduire _count ou _include");
+        return;
+    }
+    respond_buf(r, 200, &b);
+}
+
+/* Percent-decode in place ("+" is a space in form bodies only). */
+static void pct_decode(char *s, bool plus_space)
+{
+    char *o = s;
+    for (; *s; s++) {
+        if (*s == '+' && plus_space) {
+            *o++ = ' ';
+        } else if (*s == '%' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
+            char hx[3] = {s[1], s[2], 0};
+            *o++ = (char)strtol(hx, NULL, 16);
+            s += 2;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+}
+
+/* Decode application/x-www-form-urlencoded pairs of a POST _search body into req->query. */
+static int form_decode(HttpRequest *r)
+{
+    char *body = arena_strndup(&r->arena, r->body, r->body_len);
+    for (char *tok = body, *next; tok && *tok; tok = next) {
+        next = strchr(tok, '&');
+        if (next)
+            *next++ = 0;
+        if (r->nquery == HTTP_MAX_QUERY)
+            return ERR_TOO_LARGE;
+        char *eq = strchr(tok, '=');
+        if (eq)
+            *eq++ = 0;
+        char *parts[2] = {tok, eq ? eq : (char *)""};
+        pct_decode(parts[0], true);
+        pct_decode(parts[1], true);
+        r->query[r->nquery].name = parts[0];
+        r->query[r->nquery].value = parts[1];
+        r->nquery++;
+    }
+    return 0;
+}
+
+static void h_search(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    if (!type_or_respond(r, FHIR_SEARCH) || !accept_or_respond(r))
+        return;
+    if (r->method == HTTP_POST) {
+        const char *ct = http_header(r, "Content-Type");
+        if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+            fail(r, ERR_MEDIA_TYPE, "%s",
+                 "_search attend application/x-www-form-urlencoded");
+            return;
+        }
+        if (form_decode(r) != 0)
+            r->query_overflow = true;
+    }
+    if (r->query_overflow) {
+        fail(r, ERR_INVALID, "trop de paramètres de recherche (au plus %s)", "128");
+        return;
+    }
+    SearchPlan *plan = NULL;
+    Diag d = {{0}, {0}};
+    int rc = fhir_search_parse(a->reg, r->params[0], r->query, r->nquery, prefer_strict(r),
+                               &plan, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    StorePage page;
+    rc = store_search(a->store, &r->arena, plan, &page, &d);
+    if (rc != 0)
+        http_fail(r, rc, &d);
+    else
+        search_respond(r, a, plan, &page);
+    search_plan_free(plan);
+}
+
+/* ------------------------------------------------------------------ writes */
+
+typedef struct WriteCtx {
+    Api *api;
+    HttpRequest *req;
+    const char *type;
+    const char *id;         /* update/patch/delete target; NULL for create */
+    json_t *res;            /* create/update: the resource; patch: the Parameters */
+    int64_t if_match;
+    const SearchPlan *cond; /* conditional create (If-None-Exist) or conditional patch */
+    StoredResource out;
+    int status;
+} WriteCtx;
+
+static int txn_create(StoreTxn *t, void *vctx, Diag *d)
+{
+    WriteCtx *w = vctx;
+    if (w->cond) { /* If-None-Exist */
+        StorePage pg;
+        int rc = store_txn_search(t, &w->req->arena, w->cond, &pg, d);
+        if (rc != 0)
+            return rc;
+        if (pg.nmatches > 1)
+            return diag_set(d, ERR_MULTIPLE, "If-None-Exist : %zu ressources correspondent",
+                            pg.nmatches);
+        if (pg.nmatches == 1) {
+            w->out = pg.matches[0];
+            w->status = 200;
+            return 0;
+        }
+    }
+    StorePut p = {.type = w->type, .res = w->res, .text = w->req->body,
+                  .len = w->req->body_len, .author = author_of(w->req)};
+    w->status = 201;
+    return store_txn_put(t, &w->req->arena, &p, &w->out, d);
+}
+
+static int txn_update(StoreTxn *t, void *vctx, Diag *d)
+{
+    WriteCtx *w = vctx;
+    StoredResource cur;
+    int rc = store_txn_read(t, &w->req->arena, w->type, w->id, &cur, NULL);
+    StorePut p = {.type = w->type, .id = w->id, .res = w->res, .text = w->req->body,
+                  .len = w->req->body_len, .if_match = w->if_match,
+                  .author = author_of(w->req)};
+    w->status = rc == ERR_NOT_FOUND ? 201 : 200;
+    return store_txn_put(t, &w->req->arena, &p, &w->out, d);
+}
+
+static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
+{
+    WriteCtx *w = vctx;
+    const char *id = w->id;
+    if (w->cond) { /* conditional patch: exactly one target */
+        StorePage pg;
+        int rc = store_txn_search(t, &w->req->arena, w->cond, &pg, d);
+        if (rc != 0)
+            return rc;
+        if (pg.nmatches == 0) {
+            diag_expr(d, "%s", w->type);
+            return diag_set(d, ERR_NOT_FOUND, "aucune ressource %s ne correspond", w->type);
+        }
+        if (pg.nmatches > 1)
+            return diag_set(d, ERR_MULTIPLE, "%s résultats : la cible du patch n'est pas unique",
+                            pg.total >= 0 ? arena_printf(&w->req->arena, "%lld",
+                                                         (long long)pg.total)
+                                          : "plusieurs");
+        id = pg.matches[0].id;
+    }
+    StoredResource cur;
+    int rc = store_txn_read(t, &w->req->arena, w->type, id, &cur, d);
+    if (rc != 0)
+        return rc;
+    if (w->if_match > 0 && cur.version != w->if_match)
+        return diag_set(d, ERR_PRECONDITION,
+                        "conflit de version : version attendue %lld, version actuelle %lld",
+                        (long long)w->if_match, (long long)cur.version);
+    json_t *res = NULL;
+    if ((rc = json_parse(cur.body, cur.len, &res, d)) != 0)
+        return ERR_INTERNAL;
+    rc = fhirpath_patch_apply(res, w->res, d);
+    if (rc == 0) {
+        const char *pid = json_str(res, "id");
+        if (!json_is_string(json_object_get(res, "id")) || strcmp(pid, id) != 0 ||
+            !json_str(res, "resourceType") || strcmp(json_str(res, "resourceType"), w->type))
+            rc = diag_set(d, ERR_INVALID, "un patch ne peut pas modifier id ni resourceType");
+    }
+    if (rc == 0)
+        rc = fhir_resource_check(w->type, res, d);
+    if (rc == 0) {
+        StorePut p = {.type = w->type, .id = id, .res = res, .if_match = cur.version,
+                      .author = author_of(w->req)};
+        rc = store_txn_put(t, &w->req->arena, &p, &w->out, d);
+    }
+    json_decref(res);
+    w->status = 200;
+    return rc;
+}
+
+static int txn_delete(StoreTxn *t, void *vctx, Diag *d)
+{
+    WriteCtx *w = vctx;
+    return store_txn_delete(t, &w->req->arena, w->type, w->id, w->if_match, author_of(w->req),
+                            &w->out, d);
+}
+
+static void run_write(HttpRequest *r, WriteCtx *w, StoreTxnFn fn)
+{
+    Diag d = {{0}, {0}};
+    int rc = store_write(w->api->store, fn, w, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    if (w->out.deleted) {
+        version_headers(r, &w->out);
+        char *msg = arena_printf(&r->arena, "%s/%s supprimé (version %lld)", w->out.type,
+                                 w->out.id, (long long)w->out.version);
+        char *body = fhir_outcome_text("information", "informational", msg, NULL);
+        http_respond(r, 200, FHIR_JSON, body, strlen(body));
+        return;
+    }
+    respond_version(r, w->status, &w->out, w->api);
+}
+
+/* Parse "?a=b&c=d" (the If-None-Exist header, already URL-encoded) into a plan on `type`. */
+static int cond_plan_from_header(HttpRequest *r, Api *a, const char *type, const char *hdr,
+                                 SearchPlan **out, Diag *d)
+{
+    QueryParam qp[32];
+    size_t n = 0;
+    char *s = arena_strdup(&r->arena, hdr[0] == '?' ? hdr + 1 : hdr);
+    for (char *tok = s, *next; tok && *tok; tok = next) {
+        next = strchr(tok, '&');
+        if (next)
+            *next++ = 0;
+        if (n == 32)
+            return diag_set(d, ERR_INVALID, "If-None-Exist : trop de critères");
+        char *eq = strchr(tok, '=');
+        if (eq)
+            *eq++ = 0;
+        pct_decode(tok, false);
+        if (eq)
+            pct_decode(eq, false);
+        qp[n].name = tok;
+        qp[n].value = eq ? eq : "";
+        n++;
+    }
+    if (n == 0)
+        return diag_set(d, ERR_INVALID, "If-None-Exist vide");
+    return fhir_search_parse(a->reg, type, qp, n, true, out, d);
+}
+
+static void h_create(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    const FhirType *t = type_or_respond(r, FHIR_CREATE);
+    json_t *res = NULL;
+    if (!t || !accept_or_respond(r) || !parse_body_or_respond(r, &res))
+        return;
+    Diag d = {{0}, {0}};
+    int rc = fhir_resource_check(t->name, res, &d);
+    SearchPlan *cond = NULL;
+    const char *ine = http_header(r, "If-None-Exist");
+    if (rc == 0 && ine)
+        rc = cond_plan_from_header(r, a, t->name, ine, &cond, &d);
+    if (rc != 0) {
+        json_decref(res);
+        http_fail(r, rc, &d);
+        return;
+    }
+    if (cond)
+        cond->count = 2;
+    WriteCtx w = {.api = a, .req = r, .type = t->name, .res = res, .cond = cond};
+    run_write(r, &w, txn_create);
+    search_plan_free(cond);
+    json_decref(res);
+}
+
+static void h_update(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    const FhirType *t = type_or_respond(r, FHIR_UPDATE);
+    json_t *res = NULL;
+    if (!t || !id_or_respond(r, r->params[1]) || !accept_or_respond(r))
+        return;
+    int64_t if_match = if_match_or_respond(r);
+    if (if_match < 0 || !parse_body_or_respond(r, &res))
+        return;
+    Diag d = {{0}, {0}};
+    int rc = fhir_resource_check(t->name, res, &d);
+    const char *bid = json_str(res, "id");
+    if (rc == 0 && (!bid || strcmp(bid, r->params[1]) != 0)) {
+        diag_expr(&d, "%s.id", t->name);
+        rc = diag_set(&d, ERR_INVALID, "l'id du corps (%s) doit être celui de l'URL (%s)",
+                      bid ? bid : "absent", r->params[1]);
+    }
+    if (rc != 0) {
+        json_decref(res);
+        http_fail(r, rc, &d);
+        return;
+    }
+    WriteCtx w = {.api = a, .req = r, .type = t->name, .id = r->params[1], .res = res,
+                  .if_match = if_match};
+    run_write(r, &w, txn_update);
+    json_decref(res);
+}
+
+static void patch_common(HttpRequest *r, Api *a, const char *id, SearchPlan *cond)
+{
+    const FhirType *t = fhir_type_find(r->params[0], strlen(r->params[0]));
+    json_t *params = NULL;
+    int64_t if_match = if_match_or_respond(r);
+    if (if_match < 0 || !accept_or_respond(r) || !parse_body_or_respond(r, &params))
+        return;
+    if (!json_str(params, "resourceType") ||
+        strcmp(json_str(params, "resourceType"), "Parameters") != 0) {
+        json_decref(params);
+        fail(r, ERR_INVALID, "%s", "un patch FHIRPath (ressource Parameters) est attendu");
+        return;
+    }
+    WriteCtx w = {.api = a, .req = r, .type = t->name, .id = id, .res = params,
+                  .if_match = if_match, .cond = cond};
+    run_write(r, &w, txn_patch);
+    json_decref(params);
+}
+
+static void h_patch(HttpRequest *r, void *ctx)
+{
+    if (!type_or_respond(r, FHIR_PATCH) || !id_or_respond(r, r->params[1]))
+        return;
+    patch_common(r, ctx, r->params[1], NULL);
+}
+
+static void h_patch_conditional(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    const FhirType *t = type_or_respond(r, FHIR_PATCH);
+    if (!t)
+        return;
+    if (r->nquery == 0 || r->query_overflow) {
+        fail(r, ERR_INVALID, "%s", "patch conditionnel : critères de recherche attendus");
+        return;
+    }
+    SearchPlan *cond = NULL;
+    Diag d = {{0}, {0}};
+    int rc = fhir_search_parse(a->reg, t->name, r->query, r->nquery, true, &cond, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    cond->count = 2;
+    patch_common(r, a, NULL, cond);
+    search_plan_free(cond);
+}
+
+static void h_delete(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    const FhirType *t = type_or_respond(r, FHIR_DELETE);
+    if (!t || !id_or_respond(r, r->params[1]))
+        return;
+    int64_t if_match = if_match_or_respond(r);
+    if (if_match < 0)
+        return;
+    WriteCtx w = {.api = a, .req = r, .type = t->name, .id = r->params[1], .if_match = if_match};
+    run_write(r, &w, txn_delete);
+}
+
+void api_routes(Api *a, HttpServer *s)
+{
+    char p[256];
+#define ROUTE(methods, suffix, h)                                                              \
+    do {                                                                                       \
+        snprintf(p, sizeof p, "%s%s", a->base, suffix);                                        \
+        http_route(s, methods, p, h, a);                                                       \
+    } while (0)
+    ROUTE(HTTP_GET, "/metadata", h_metadata);
+    ROUTE(HTTP_GET, "/{type}", h_search);
+    ROUTE(HTTP_POST, "/{type}", h_create);
+    ROUTE(HTTP_PATCH, "/{type}", h_patch_conditional);
+    ROUTE(HTTP_POST, "/{type}/_search", h_search);
+    ROUTE(HTTP_GET, "/{type}/{id}", h_read);
+    ROUTE(HTTP_PUT, "/{type}/{id}", h_update);
+    ROUTE(HTTP_PATCH, "/{type}/{id}", h_patch);
+    ROUTE(HTTP_DELETE, "/{type}/{id}", h_delete);
+    ROUTE(HTTP_GET, "/{type}/{id}/_history", h_history);
+    ROUTE(HTTP_GET, "/{type}/{id}/_history/{vid}", h_vread);
+#undef ROUTE
+}

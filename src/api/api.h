@@ -1,0 +1,33 @@
+/*
+ * api — the HTTP handlers: the FHIR R4 REST interface of the ROR (metadata, read, vread,
+ * search, create, update, patch, delete, instance history), mounted under a base path.
+ *
+ * Every write goes through store_write (the one write path): parse (size-capped) -> validate
+ * -> store transaction -> durable commit -> response with ETag/Last-Modified.
+ *
+ * Threading: handlers run on HTTP worker threads; Api is immutable after api_new.
+ */
+#ifndef ROR_API_H
+#define ROR_API_H
+
+#include "fhir/fhir.h"
+#include "http/http.h"
+#include "store/store.h"
+
+typedef struct Api Api;
+
+typedef struct ApiOptions {
+    Store *store;
+    const FhirRegistry *reg;
+    const char *base_path;   /* "/fhir" */
+    const char *software_version;
+} ApiOptions;
+
+Api *api_new(const ApiOptions *o);
+void api_free(Api *a);
+/** Register the routes on the server. */
+void api_routes(Api *a, HttpServer *s);
+/** The CapabilityStatement this server publishes (JSON text, owned by Api). */
+const char *api_capability_text(const Api *a);
+
+#endif

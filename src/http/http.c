@@ -1,0 +1,387 @@
+/* http: libmicrohttpd glue, routing, error mapping. */
+#include "http/http.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+typedef struct Route {
+    int methods;
+    char **segs;
+    size_t nsegs;
+    HttpHandler handler;
+    void *ctx;
+} Route;
+
+struct HttpServer {
+    Route *routes;
+    size_t nroutes, cap;
+    struct MHD_Daemon *daemon;
+    size_t max_body;
+    int port;
+};
+
+typedef struct Header {
+    const char *name, *value;
+    struct Header *next;
+} Header;
+
+/* Per-connection state between MHD's calls of the access handler. */
+typedef struct Conn {
+    HttpRequest req;
+    Buf body;
+    bool too_large;
+    Header *headers;
+} Conn;
+
+/* ------------------------------------------------------------------ errors */
+
+static const struct {
+    int err;
+    int status;
+} status_table[] = {
+    {ERR_INVALID, 400},      {ERR_NOT_FOUND, 404},    {ERR_GONE, 410},
+    {ERR_CONFLICT, 409},     {ERR_PRECONDITION, 412}, {ERR_MULTIPLE, 412},
+    {ERR_TOO_LARGE, 413},    {ERR_MEDIA_TYPE, 415},   {ERR_NOT_ACCEPTABLE, 406},
+    {ERR_METHOD, 405},       {ERR_PROFILE, 422},      {ERR_BUSINESS, 400},
+    {ERR_UNSUPPORTED, 400},  {ERR_UNAUTHORIZED, 401}, {ERR_FORBIDDEN, 403},
+    {ERR_IO, 500},           {ERR_INTERNAL, 500},     {ERR_UNAVAILABLE, 503},
+};
+
+int http_status_of(int err)
+{
+    for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
+        if (status_table[i].err == err)
+            return status_table[i].status;
+    return 500;
+}
+
+static const char *default_message(int err)
+{
+    switch (err) {
+    case ERR_NOT_FOUND: return "ressource introuvable";
+    case ERR_METHOD: return "méthode non autorisée sur cette ressource";
+    case ERR_TOO_LARGE: return "corps de requête trop volumineux";
+    case ERR_IO:
+    case ERR_INTERNAL: return "erreur interne du serveur";
+    default: return "requête invalide";
+    }
+}
+
+void http_fail(HttpRequest *r, int err, const Diag *d)
+{
+    const char *msg = d && d->msg[0] ? d->msg : default_message(err);
+    /* no internal detail leaks on server errors: the log has it */
+    if (err == ERR_IO || err == ERR_INTERNAL)
+        msg = default_message(err);
+    char *body = fhir_outcome_text(err == ERR_UNAVAILABLE ? "warning" : "error",
+                                   fhir_issue_code(err), msg, d ? d->expr : NULL);
+    http_respond(r, http_status_of(err), "application/fhir+json; charset=utf-8", body,
+                 strlen(body));
+}
+
+/* ------------------------------------------------------------------ routing */
+
+HttpServer *http_server_new(void)
+{
+    return xcalloc(1, sizeof(HttpServer));
+}
+
+static size_t split_path(const char *path, char **out, size_t max)
+{
+    size_t n = 0;
+    const char *p = path;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (n == max)
+            return max + 1;
+        out[n++] = xstrndup(p, len);
+        p += len;
+    }
+    return n;
+}
+
+void http_route(HttpServer *s, int methods, const char *pattern, HttpHandler h, void *ctx)
+{
+    if (s->nroutes == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->routes = xrealloc(s->routes, s->cap * sizeof *s->routes);
+    }
+    Route *r = &s->routes[s->nroutes++];
+    r->methods = methods;
+    r->segs = xcalloc(16, sizeof(char *));
+    r->nsegs = split_path(pattern, r->segs, 16);
+    r->handler = h;
+    r->ctx = ctx;
+}
+
+/* Does `r` match the path segments? Fills req->params. */
+static bool route_match(const Route *r, char **segs, size_t n, HttpRequest *req)
+{
+    if (n != r->nsegs)
+        return false;
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r->segs[i][0] == '{') {
+            if (np < HTTP_MAX_PARAMS)
+                req->params[np++] = segs[i];
+        } else if (strcmp(r->segs[i], segs[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void dispatch(HttpServer *s, HttpRequest *req)
+{
+    char *segs[16];
+    size_t n = 0;
+    const char *p = req->path;
+    while (*p && n <= 15) { /* split in the arena: segments die with the request */
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        segs[n++] = arena_strndup(&req->arena, p, len);
+        p += len;
+    }
+    int allowed = 0;
+    if (n <= 15) {
+        for (size_t i = 0; i < s->nroutes; i++) {
+            const Route *r = &s->routes[i];
+            if (!route_match(r, segs, n, req))
+                continue;
+            if (r->methods & req->method) {
+                r->handler(req, r->ctx);
+                if (!req->answered)
+                    http_fail(req, ERR_INTERNAL, NULL);
+                return;
+            }
+            allowed |= r->methods;
+        }
+    }
+    if (allowed) {
+        char allow[96] = "";
+        static const char *names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
+        for (int i = 0; i < 7; i++)
+            if (allowed & (1 << i)) {
+                if (allow[0])
+                    strcat(allow, ", ");
+                strcat(allow, names[i]);
+            }
+        http_header_set(req, "Allow", allow);
+        Diag d = {{0}, {0}};
+        diag_set(&d, ERR_METHOD, "méthode %s non autorisée ici (autorisées : %s)",
+                 req->method_name, allow);
+        http_fail(req, ERR_METHOD, &d);
+        return;
+    }
+    Diag d = {{0}, {0}};
+    diag_set(&d, ERR_NOT_FOUND, "aucune ressource à cette adresse");
+    http_fail(req, ERR_NOT_FOUND, &d);
+}
+
+/* ------------------------------------------------------------------ requests */
+
+const char *http_header(HttpRequest *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void http_header_set(HttpRequest *r, const char *name, const char *value)
+{
+    Conn *c = (Conn *)r; /* req is the first member of Conn */
+    Header *h = arena_alloc(&r->arena, sizeof *h);
+    h->name = arena_strdup(&r->arena, name);
+    h->value = arena_strdup(&r->arena, value);
+    h->next = c->headers;
+    c->headers = h;
+}
+
+void http_respond(HttpRequest *r, int status, const char *content_type, char *body, size_t len)
+{
+    Conn *c = (Conn *)r;
+    if (r->answered) { /* a bug: answer once */
+        free(body);
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body ? body : (char *)"",
+                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (content_type)
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    for (Header *h = c->headers; h; h = h->next)
+        MHD_add_response_header(resp, h->name, h->value);
+    r->response = resp;
+    r->status = status;
+    r->answered = true;
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    HttpRequest *r = cls;
+    if (r->nquery == HTTP_MAX_QUERY) {
+        r->query_overflow = true;
+        return MHD_NO;
+    }
+    r->query[r->nquery].name = arena_strdup(&r->arena, key ? key : "");
+    r->query[r->nquery].value = arena_strdup(&r->arena, value ? value : "");
+    r->nquery++;
+    return MHD_YES;
+}
+
+static int method_bit(const char *m)
+{
+    static const char *names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
+    for (int i = 0; i < 7; i++)
+        if (strcmp(m, names[i]) == 0)
+            return 1 << i;
+    return 0;
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connection,
+                                      const char *url, const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    (void)version;
+    HttpServer *s = cls;
+    Conn *c = *con_cls;
+    if (!c) { /* first call: headers only. Answer on a later call (keep-alive works then). */
+        c = xcalloc(1, sizeof *c);
+        arena_init(&c->req.arena);
+        buf_init(&c->body, s->max_body);
+        const char *cl = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->max_body)
+            c->too_large = true;
+        *con_cls = c;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!c->too_large && buf_add(&c->body, upload_data, *upload_data_size) != 0)
+            c->too_large = true;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    HttpRequest *r = &c->req;
+    r->conn = connection;
+    r->method = method_bit(method);
+    r->method_name = arena_strdup(&r->arena, method);
+    r->path = arena_strdup(&r->arena, url);
+    r->body = c->body.p ? c->body.p : "";
+    r->body_len = c->body.len;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char addr[64] = "?";
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+                      sizeof addr);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                      addr, sizeof addr);
+    }
+    r->remote = arena_strdup(&r->arena, addr);
+    const char *host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Host");
+    bool host_ok = host && *host && strlen(host) < 256 && !strpbrk(host, "\"<>\\ /@");
+    r->base_url = arena_printf(&r->arena, "http://%s",
+                               host_ok ? host : arena_printf(&r->arena, "localhost:%d", s->port));
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_query, r);
+
+    if (c->too_large) {
+        Diag d = {{0}, {0}};
+        diag_set(&d, ERR_TOO_LARGE, "corps de requête trop volumineux (au plus %zu octets)",
+                 s->max_body);
+        http_fail(r, ERR_TOO_LARGE, &d);
+    } else if (!r->method) {
+        http_header_set(r, "Allow", "GET, POST, PUT, PATCH, DELETE");
+        http_fail(r, ERR_METHOD, NULL);
+    } else {
+        dispatch(s, r);
+    }
+    enum MHD_Result ret = MHD_queue_response(connection, (unsigned)r->status, r->response);
+    MHD_destroy_response(r->response);
+    r->response = NULL;
+    return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)connection;
+    (void)toe;
+    Conn *c = *con_cls;
+    if (!c)
+        return;
+    if (c->req.response)
+        MHD_destroy_response(c->req.response);
+    buf_cleanup(&c->body);
+    arena_cleanup(&c->req.arena);
+    free(c);
+    *con_cls = NULL;
+}
+
+int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)o->port);
+    if (inet_pton(AF_INET, o->bind ? o->bind : "127.0.0.1", &sa.sin_addr) != 1)
+        return diag_set(d, ERR_INVALID, "adresse d'écoute invalide : %s", o->bind);
+    s->max_body = o->max_body;
+    unsigned threads = o->threads > 0 ? (unsigned)o->threads : 4;
+    s->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)o->port,
+        NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_END);
+    if (!s->daemon)
+        return diag_set(d, ERR_IO, "impossible d'écouter sur %s:%d", o->bind ? o->bind : "127.0.0.1",
+                        o->port);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : o->port;
+    return 0;
+}
+
+int http_port(const HttpServer *s)
+{
+    return s->port;
+}
+
+void http_stop(HttpServer *s)
+{
+    if (!s)
+        return;
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    for (size_t i = 0; i < s->nroutes; i++) {
+        for (size_t k = 0; k < s->routes[i].nsegs; k++)
+            free(s->routes[i].segs[k]);
+        free(s->routes[i].segs);
+    }
+    free(s->routes);
+    free(s);
+}

@@ -1,0 +1,90 @@
+/*
+ * http — libmicrohttpd glue: a routing table over path patterns, one Arena per request,
+ * capped request bodies, response helpers, and the single mapping from ERR_* codes to an HTTP
+ * status and a FHIR OperationOutcome.
+ *
+ * Handlers run on MHD's worker threads, synchronously; each is given a request whose memory
+ * (arena, body, query) dies when the response has been sent. A handler must answer exactly
+ * once (http_respond* or http_fail) before returning.
+ *
+ * Threading: http_route must be called before http_start; the rest is thread-safe.
+ * Only this module includes microhttpd.h.
+ */
+#ifndef ROR_HTTP_H
+#define ROR_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/core.h"
+#include "fhir/fhir.h"
+
+enum {
+    HTTP_GET = 1 << 0,
+    HTTP_POST = 1 << 1,
+    HTTP_PUT = 1 << 2,
+    HTTP_PATCH = 1 << 3,
+    HTTP_DELETE = 1 << 4,
+    HTTP_HEAD = 1 << 5,
+    HTTP_OPTIONS = 1 << 6,
+};
+
+#define HTTP_MAX_PARAMS 8
+#define HTTP_MAX_QUERY 128
+
+typedef struct HttpRequest HttpRequest;
+typedef void (*HttpHandler)(HttpRequest *req, void *ctx);
+
+/** What a handler sees. */
+struct HttpRequest {
+    Arena arena;
+    int method;                   /* one HTTP_* bit */
+    const char *method_name;
+    const char *path;             /* decoded path, without the query */
+    const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the matched route, in order */
+    QueryParam query[HTTP_MAX_QUERY];
+    size_t nquery;
+    bool query_overflow;          /* more than HTTP_MAX_QUERY parameters were sent */
+    const char *body;             /* NUL-terminated; "" when none */
+    size_t body_len;
+    const char *remote;           /* client address */
+    const char *base_url;         /* "http://host:port" as the client addressed us */
+    /* private */
+    void *conn;
+    void *response;
+    int status;
+    bool answered;
+};
+
+typedef struct HttpServer HttpServer;
+
+typedef struct HttpOptions {
+    const char *bind;       /* address to listen on; NULL = 127.0.0.1 */
+    int port;               /* 0 = any free port */
+    int threads;            /* worker threads */
+    size_t max_body;        /* bytes; larger bodies get 413 */
+    unsigned timeout_s;     /* idle connection timeout */
+} HttpOptions;
+
+HttpServer *http_server_new(void);
+/** Add a route. `pattern` segments are literals or "{name}" placeholders. `methods` is an
+ *  HTTP_* mask. A path that matches some route but not the method gets 405 + Allow. */
+void http_route(HttpServer *s, int methods, const char *pattern, HttpHandler h, void *ctx);
+/** Start listening. ERR_IO with detail. */
+int http_start(HttpServer *s, const HttpOptions *o, Diag *d);
+/** The port actually bound (useful with port 0). */
+int http_port(const HttpServer *s);
+void http_stop(HttpServer *s);
+
+/** Request header value (case-insensitive name) or NULL. */
+const char *http_header(HttpRequest *r, const char *name);
+/** Add a response header (before responding). Values are copied. */
+void http_header_set(HttpRequest *r, const char *name, const char *value);
+/** Respond with `body` (taken: freed by http) of `len` bytes. */
+void http_respond(HttpRequest *r, int status, const char *content_type, char *body, size_t len);
+/** Respond with a FHIR OperationOutcome for an ERR_* code (the one mapping table). */
+void http_fail(HttpRequest *r, int err, const Diag *d);
+/** The HTTP status http_fail uses for an ERR_* code. */
+int http_status_of(int err);
+
+#endif

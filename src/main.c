@@ -1,0 +1,244 @@
+/* ror — command line: wires the modules together. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "core/core.h"
+#include "events/events.h"
+#include "fhir/fhir.h"
+#include "http/http.h"
+#include "json/json.h"
+#include "store/store.h"
+
+#ifndef ROR_DATA_DIR
+#define ROR_DATA_DIR "data"
+#endif
+#define ROR_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ror <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  serve     start the FHIR server\n"
+            "  version   print the version\n"
+            "\n"
+            "serve options:\n"
+            "  --data DIR        data directory (store file ror.db); default ./ror-data\n"
+            "  --port N          TCP port (0 = any free port); default 8080\n"
+            "  --bind ADDR       IPv4 address to listen on; default 127.0.0.1\n"
+            "  --threads N       HTTP worker threads; default 8\n"
+            "  --max-body BYTES  largest request body accepted; default 8388608\n"
+            "  --seed FILE       load this FHIR Bundle when the store is empty (demo data)\n"
+            "  --spec DIR        search-parameter data directory; default %s\n"
+            "environment: ROR_DATA_DIR overrides the default of --spec\n",
+            ROR_DATA_DIR);
+}
+
+/* ------------------------------------------------------------------ wiring */
+
+static void on_commit(void *ctx, const StoreChange *changes, size_t n)
+{
+    Events *ev = ctx;
+    EventChange *ec = xcalloc(n ? n : 1, sizeof *ec);
+    for (size_t i = 0; i < n; i++)
+        ec[i] = (EventChange){0, changes[i].type, changes[i].id, changes[i].version,
+                              changes[i].last_updated, changes[i].deleted};
+    events_publish(ev, ec, n);
+    free(ec);
+}
+
+static int registry_load(const char *dir, FhirRegistry **out, Diag *d)
+{
+    FhirRegistry *reg = fhir_registry_new();
+    char *core = xasprintf("%s/searchparams/core.json", dir);
+    char *ror = xasprintf("%s/searchparams/ror", dir);
+    char *corr = xasprintf("%s/searchparams/corrections.json", dir);
+    int rc = fhir_registry_load_file(reg, core, d);
+    if (rc == 0)
+        rc = fhir_registry_load_dir(reg, ror, d);
+    if (rc == 0)
+        rc = fhir_registry_finish(reg, corr, d);
+    free(core);
+    free(ror);
+    free(corr);
+    if (rc != 0) {
+        fhir_registry_free(reg);
+        return rc;
+    }
+    *out = reg;
+    return 0;
+}
+
+/* Seed: every resource of a Bundle, through the one write path, in one transaction. */
+typedef struct Seed {
+    json_t *bundle;
+    size_t loaded;
+} Seed;
+
+static int seed_txn(StoreTxn *t, void *ctx, Diag *d)
+{
+    Seed *s = ctx;
+    json_t *e;
+    size_t i;
+    Arena a;
+    arena_init(&a);
+    int rc = 0;
+    json_array_foreach(json_object_get(s->bundle, "entry"), i, e)
+    {
+        json_t *res = json_object_get(e, "resource");
+        const char *type = json_str(res, "resourceType");
+        if (!type || !fhir_type_find(type, strlen(type))) {
+            rc = diag_set(d, ERR_INVALID, "entrée %zu : type de ressource non pris en charge", i);
+            break;
+        }
+        if ((rc = fhir_resource_check(type, res, d)) != 0) {
+            diag_set(d, rc, "entrée %zu (%s/%s) : %s", i, type, json_str(res, "id"),
+                     d ? d->msg : "");
+            break;
+        }
+        StoredResource out;
+        StorePut p = {.type = type, .id = json_str(res, "id"), .res = res, .author = "demo"};
+        if ((rc = store_txn_put(t, &a, &p, &out, d)) != 0)
+            break;
+        s->loaded++;
+    }
+    arena_cleanup(&a);
+    return rc;
+}
+
+static int seed_load(Store *store, const char *path, Diag *d)
+{
+    int64_t n = 0;
+    int rc = store_count(store, NULL, &n, d);
+    if (rc != 0 || n > 0)
+        return rc;
+    json_error_t e;
+    json_t *bundle = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!bundle)
+        return diag_set(d, ERR_INVALID, "%s:%d : %s", path, e.line, e.text);
+    Seed s = {bundle, 0};
+    rc = store_write(store, seed_txn, &s, d);
+    json_decref(bundle);
+    if (rc == 0)
+        log_info("seed: %zu resources loaded from %s", s.loaded, path);
+    return rc;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *data = "ror-data", *bind = "127.0.0.1", *seed = NULL;
+    const char *spec = getenv("ROR_DATA_DIR") ? getenv("ROR_DATA_DIR") : ROR_DATA_DIR;
+    int port = 8080, threads = 8;
+    size_t max_body = 8u << 20;
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},    {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},    {"threads", required_argument, NULL, 't'},
+        {"max-body", required_argument, NULL, 'm'}, {"seed", required_argument, NULL, 's'},
+        {"spec", required_argument, NULL, 'S'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'p': port = atoi(optarg); break;
+        case 'b': bind = optarg; break;
+        case 't': threads = atoi(optarg); break;
+        case 'm': max_body = strtoull(optarg, NULL, 10); break;
+        case 's': seed = optarg; break;
+        case 'S': spec = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (port < 0 || port > 65535 || threads < 1 || threads > 256 || max_body < 1024) {
+        fprintf(stderr, "ror: invalid --port, --threads or --max-body\n");
+        return 2;
+    }
+    if (mkdir(data, 0750) != 0 && errno != EEXIST) {
+        fprintf(stderr, "ror: cannot create %s: %s\n", data, strerror(errno));
+        return 1;
+    }
+
+    /* signals are handled by sigwait in this thread; block them before any thread starts */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    Diag d = {{0}, {0}};
+    FhirRegistry *reg = NULL;
+    Store *store = NULL;
+    Events *events = events_new();
+    HttpServer *http = NULL;
+    Api *api = NULL;
+    int rc = registry_load(spec, &reg, &d);
+    if (rc == 0) {
+        char *path = xasprintf("%s/ror.db", data);
+        StoreOptions so = {.path = path, .reg = reg, .readers = threads + 2};
+        rc = store_open(&so, &store, &d);
+        free(path);
+    }
+    if (rc == 0) {
+        store_set_commit_hook(store, on_commit, events);
+        if (seed)
+            rc = seed_load(store, seed, &d);
+    }
+    if (rc == 0) {
+        ApiOptions ao = {.store = store, .reg = reg, .base_path = "/fhir",
+                         .software_version = ROR_VERSION};
+        api = api_new(&ao);
+        http = http_server_new();
+        api_routes(api, http);
+        HttpOptions ho = {.bind = bind, .port = port, .threads = threads, .max_body = max_body,
+                          .timeout_s = 60};
+        rc = http_start(http, &ho, &d);
+    }
+    if (rc == 0) {
+        printf("ror: listening on http://%s:%d/fhir\n", bind, http_port(http));
+        fflush(stdout);
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        log_info("signal %d: stopping", sig);
+    } else {
+        fprintf(stderr, "ror: %s\n", d.msg);
+    }
+    http_stop(http);
+    api_free(api);
+    store_close(store);
+    events_free(events);
+    fhir_registry_free(reg);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "version") == 0) {
+        printf("ror %s\n", ROR_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "ror: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

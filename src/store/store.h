@@ -1,0 +1,135 @@
+/*
+ * store — persistence of FHIR resources behind one interface.
+ *
+ * Every resource has a current version (table `resource`) and its superseded versions
+ * (`resource_history`, append-only); deletion is a new version marked deleted. Each version
+ * records when and by whom it was written. Search-index rows (computed by fhir_index_extract)
+ * are replaced in the same transaction as the version they describe.
+ *
+ * ONE WRITE PATH: every change (API create/update/patch/delete, imports, capacity updates)
+ * runs as a StoreTxnFn on the single writer thread, inside a transaction. The writer groups
+ * the jobs waiting in its queue into one transaction (group commit; each job in its own
+ * savepoint, so one failing job does not affect the others) and returns only after the commit
+ * is durable (WAL, synchronous=FULL). The commit hook then sees the committed changes, before
+ * any waiting caller is released.
+ *
+ * Reads use a pool of reader connections and see the last committed state.
+ *
+ * Threading: all functions are thread-safe except that a StoreTxn may only be used inside the
+ * StoreTxnFn it was given to. store_write must not be called from inside a StoreTxnFn.
+ * Backends: SQLite (store_sqlite.c). Only this module includes sqlite3.h.
+ */
+#ifndef ROR_STORE_H
+#define ROR_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "fhir/fhir.h"
+
+typedef struct Store Store;
+typedef struct StoreTxn StoreTxn;
+
+typedef struct StoreOptions {
+    const char *path;          /* database file (created if missing) */
+    const FhirRegistry *reg;   /* search parameters for index extraction */
+    int readers;               /* reader connections (default 8) */
+    int max_batch;             /* jobs per group commit (default 256) */
+} StoreOptions;
+
+/** Open (creating and migrating as needed) the store. ERR_IO with detail in d. */
+int store_open(const StoreOptions *o, Store **out, Diag *d);
+/** Stop the writer (after draining its queue) and close every connection. NULL is a no-op. */
+void store_close(Store *s);
+
+/** One version of a resource. Strings point into the Arena given to the call that filled it. */
+typedef struct StoredResource {
+    const char *type;
+    const char *id;
+    int64_t version;
+    int64_t last_updated;   /* epoch ms */
+    bool deleted;
+    const char *author;
+    const char *body;       /* JSON text with id and meta set; "" for a deleted version */
+    size_t len;
+} StoredResource;
+
+/** Current version of type/id. ERR_NOT_FOUND if it never existed; ERR_GONE (out filled) if
+ *  its current version is a deletion. */
+int store_read(Store *s, Arena *a, const char *type, const char *id, StoredResource *out,
+               Diag *d);
+/** A given version. ERR_NOT_FOUND if there is no such version. */
+int store_vread(Store *s, Arena *a, const char *type, const char *id, int64_t version,
+                StoredResource *out, Diag *d);
+/** All versions, newest first (at most `max`). ERR_NOT_FOUND if it never existed. */
+int store_history(Store *s, Arena *a, const char *type, const char *id, size_t max,
+                  StoredResource **out, size_t *n, Diag *d);
+
+/** A page of search results. */
+typedef struct StorePage {
+    StoredResource *matches;
+    size_t nmatches;
+    StoredResource *included;  /* by _include / _revinclude, without duplicates */
+    size_t nincluded;
+    int64_t total;             /* -1 when not computed (_total=none) */
+    const char *next_cursor;   /* NULL on the last page */
+} StorePage;
+
+/** Run a search plan. Paging is keyset-based on the sort keys then the internal row number,
+ *  so a page never repeats or skips a resource that existed through the paging. */
+int store_search(Store *s, Arena *a, const SearchPlan *plan, StorePage *out, Diag *d);
+
+/* ------------------------------------------------------------------ writes */
+
+typedef int (*StoreTxnFn)(StoreTxn *t, void *ctx, Diag *d);
+
+/** Run fn on the writer thread inside a transaction and wait for the durable commit.
+ *  Returns fn's result (its changes are rolled back when it fails), or ERR_IO if the commit
+ *  itself failed, or ERR_UNAVAILABLE when the store is closing. */
+int store_write(Store *s, StoreTxnFn fn, void *ctx, Diag *d);
+
+/** Current version as seen inside the transaction (same errors as store_read). */
+int store_txn_read(StoreTxn *t, Arena *a, const char *type, const char *id,
+                   StoredResource *out, Diag *d);
+/** Search inside the transaction (for conditional create/update/patch). */
+int store_txn_search(StoreTxn *t, Arena *a, const SearchPlan *plan, StorePage *out, Diag *d);
+
+typedef struct StorePut {
+    const char *type;
+    const char *id;          /* NULL: a new server-assigned id (create) */
+    json_t *res;             /* parsed resource: indexed; its id/meta are ignored */
+    const char *text;        /* the client's text, kept byte for byte (see json_resource_rewrite);
+                                NULL: serialise `res` */
+    size_t len;
+    int64_t if_match;        /* > 0: the current version must be this one (ERR_PRECONDITION) */
+    bool create_only;        /* ERR_CONFLICT if type/id exists (even deleted) */
+    const char *author;      /* who writes: recorded with the version */
+} StorePut;
+
+/** Write a new version of a resource (or its first). `out` receives the stored version (in a).
+ *  Errors: ERR_PRECONDITION, ERR_CONFLICT, ERR_INVALID (index extraction), ERR_IO. */
+int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out, Diag *d);
+/** Delete: a new version marked deleted. ERR_NOT_FOUND if absent; deleting a deleted resource
+ *  is a no-op that returns its deleted version. */
+int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, int64_t if_match,
+                     const char *author, StoredResource *out, Diag *d);
+
+/** A committed change, as the commit hook sees it. */
+typedef struct StoreChange {
+    const char *type;
+    const char *id;
+    int64_t version;
+    int64_t last_updated;
+    bool deleted;
+} StoreChange;
+
+typedef void (*StoreCommitHook)(void *ctx, const StoreChange *changes, size_t n);
+/** Called on the writer thread after each durable commit (set before serving). */
+void store_set_commit_hook(Store *s, StoreCommitHook hook, void *ctx);
+
+/** Number of live (not deleted) resources of a type (NULL: all types). */
+int store_count(Store *s, const char *type, int64_t *n, Diag *d);
+
+#endif

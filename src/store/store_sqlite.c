@@ -1,0 +1,870 @@
+/* store backend: SQLite (WAL, one writer thread with group commit, reader pool). */
+#include "store/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/json.h"
+#include "store/store_int.h"
+
+/* ------------------------------------------------------------------ schema */
+
+/* Numbered migrations: migrations[i] brings user_version i to i + 1. Append only. */
+static const char *const migrations[] = {
+    /* 1: resources, history, search indexes */
+    "CREATE TABLE resource("
+    "  pk INTEGER PRIMARY KEY,"
+    "  type TEXT NOT NULL, id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL, last_updated INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0, author TEXT NOT NULL, body TEXT NOT NULL,"
+    "  UNIQUE(type, id));"
+    "CREATE TABLE resource_history("
+    "  res INTEGER NOT NULL REFERENCES resource(pk), version INTEGER NOT NULL,"
+    "  last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, author TEXT NOT NULL,"
+    "  body TEXT NOT NULL, PRIMARY KEY(res, version)) WITHOUT ROWID;"
+    "CREATE TABLE sp_token(res INTEGER NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT,"
+    "  text TEXT);"
+    "CREATE INDEX sp_token_code ON sp_token(param, code, system);"
+    "CREATE INDEX sp_token_res ON sp_token(res);"
+    "CREATE TABLE sp_string(res INTEGER NOT NULL, param TEXT NOT NULL, folded TEXT NOT NULL,"
+    "  raw TEXT NOT NULL);"
+    "CREATE INDEX sp_string_value ON sp_string(param, folded);"
+    "CREATE INDEX sp_string_res ON sp_string(res);"
+    "CREATE TABLE sp_reference(res INTEGER NOT NULL, param TEXT NOT NULL, ttype TEXT,"
+    "  tid TEXT, raw TEXT);"
+    "CREATE INDEX sp_reference_target ON sp_reference(param, ttype, tid);"
+    "CREATE INDEX sp_reference_tid ON sp_reference(ttype, tid);"
+    "CREATE INDEX sp_reference_res ON sp_reference(res);"
+    "CREATE TABLE sp_date(res INTEGER NOT NULL, param TEXT NOT NULL, lo INTEGER NOT NULL,"
+    "  hi INTEGER NOT NULL);"
+    "CREATE INDEX sp_date_lo ON sp_date(param, lo);"
+    "CREATE INDEX sp_date_res ON sp_date(res);"
+    "CREATE TABLE sp_number(res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL);"
+    "CREATE INDEX sp_number_value ON sp_number(param, value);"
+    "CREATE INDEX sp_number_res ON sp_number(res);"
+    "CREATE TABLE sp_quantity(res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL,"
+    "  system TEXT, code TEXT);"
+    "CREATE INDEX sp_quantity_value ON sp_quantity(param, value);"
+    "CREATE INDEX sp_quantity_res ON sp_quantity(res);"
+    "CREATE TABLE sp_uri(res INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL);"
+    "CREATE INDEX sp_uri_value ON sp_uri(param, uri);"
+    "CREATE INDEX sp_uri_res ON sp_uri(res);",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ------------------------------------------------------------------ connections */
+
+#define STMT_CACHE 96
+
+typedef struct CachedStmt {
+    char *sql;
+    sqlite3_stmt *stmt;
+    uint64_t used;
+} CachedStmt;
+
+struct Conn {
+    sqlite3 *db;
+    CachedStmt cache[STMT_CACHE];
+    size_t ncache;
+    uint64_t tick;
+};
+
+static int db_err(sqlite3 *db, Diag *d, const char *what)
+{
+    log_error("sqlite: %s: %s", what, sqlite3_errmsg(db));
+    return diag_set(d, ERR_IO, "erreur de stockage");
+}
+
+sqlite3_stmt *conn_stmt(Conn *c, const char *sql, Diag *d)
+{
+    CachedStmt *victim = NULL;
+    for (size_t i = 0; i < c->ncache; i++) {
+        if (strcmp(c->cache[i].sql, sql) == 0) {
+            c->cache[i].used = ++c->tick;
+            sqlite3_reset(c->cache[i].stmt);
+            sqlite3_clear_bindings(c->cache[i].stmt);
+            return c->cache[i].stmt;
+        }
+        if (!victim || c->cache[i].used < victim->used)
+            victim = &c->cache[i];
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        db_err(c->db, d, "prepare");
+        log_error("sql: %s", sql);
+        return NULL;
+    }
+    if (c->ncache < STMT_CACHE) {
+        victim = &c->cache[c->ncache++];
+    } else {
+        sqlite3_finalize(victim->stmt);
+        free(victim->sql);
+    }
+    victim->sql = xstrdup(sql);
+    victim->stmt = st;
+    victim->used = ++c->tick;
+    return st;
+}
+
+static void conn_close(Conn *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->ncache; i++) {
+        sqlite3_finalize(c->cache[i].stmt);
+        free(c->cache[i].sql);
+    }
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+static int conn_exec(Conn *c, const char *sql, Diag *d)
+{
+    char *err = NULL;
+    if (sqlite3_exec(c->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        log_error("sqlite: %s: %s", sql, err ? err : "?");
+        sqlite3_free(err);
+        return diag_set(d, ERR_IO, "erreur de stockage");
+    }
+    return 0;
+}
+
+static int conn_open(const char *path, bool writer, Conn **out, Diag *d)
+{
+    Conn *c = xcalloc(1, sizeof *c);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        int rc = diag_set(d, ERR_IO, "impossible d'ouvrir la base %s : %s", path,
+                          c->db ? sqlite3_errmsg(c->db) : "?");
+        conn_close(c);
+        return rc;
+    }
+    sqlite3_busy_timeout(c->db, 10000);
+    int rc = conn_exec(c,
+                       writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
+                              : "PRAGMA query_only=1; PRAGMA cache_size=-32768;",
+                       d);
+    if (rc != 0) {
+        conn_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static int migrate(Conn *c, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c, "PRAGMA user_version", d);
+    if (!st)
+        return ERR_IO;
+    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_reset(st);
+    if (version > SCHEMA_VERSION)
+        return diag_set(d, ERR_IO, "base créée par une version plus récente (schéma %d > %d)",
+                        version, SCHEMA_VERSION);
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d;", v + 1);
+        int rc = conn_exec(c, "BEGIN IMMEDIATE", d);
+        if (rc == 0)
+            rc = conn_exec(c, migrations[v], d);
+        if (rc == 0)
+            rc = conn_exec(c, pragma, d);
+        if (rc == 0)
+            rc = conn_exec(c, "COMMIT", d);
+        if (rc != 0) {
+            conn_exec(c, "ROLLBACK", NULL);
+            return rc;
+        }
+        log_info("store: schema migrated to version %d", v + 1);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ store */
+
+typedef struct Job {
+    StoreTxnFn fn;
+    void *ctx;
+    Diag *d;
+    int rc;
+    bool done;
+    struct Job *next;
+} Job;
+
+struct StoreTxn {
+    Store *store;
+    Conn *conn;
+    /* changes of the current job, then of the whole batch */
+    StoreChange *changes;
+    size_t nchanges, capchanges;
+    Arena arena; /* change strings; reset after each commit */
+};
+
+struct Store {
+    const FhirRegistry *reg;
+    Conn *writer;
+    Conn **readers;
+    int nreaders;
+    bool *reader_busy;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+
+    pthread_t writer_thread;
+    pthread_mutex_t queue_lock;
+    pthread_cond_t queue_cond;
+    pthread_cond_t done_cond;
+    Job *head, *tail;
+    bool stopping;
+    int max_batch;
+
+    StoreCommitHook hook;
+    void *hook_ctx;
+};
+
+static Conn *reader_acquire(Store *s)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    for (;;) {
+        for (int i = 0; i < s->nreaders; i++)
+            if (!s->reader_busy[i]) {
+                s->reader_busy[i] = true;
+                pthread_mutex_unlock(&s->pool_lock);
+                return s->readers[i];
+            }
+        pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+    }
+}
+
+static void reader_release(Store *s, Conn *c)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    for (int i = 0; i < s->nreaders; i++)
+        if (s->readers[i] == c)
+            s->reader_busy[i] = false;
+    pthread_cond_signal(&s->pool_cond);
+    pthread_mutex_unlock(&s->pool_lock);
+}
+
+static void batch_run(Store *s, StoreTxn *txn, Job *jobs)
+{
+    int rc = conn_exec(s->writer, "BEGIN IMMEDIATE", NULL);
+    for (Job *j = jobs; j; j = j->next) {
+        if (rc != 0) {
+            j->rc = diag_set(j->d, ERR_IO, "erreur de stockage");
+            continue;
+        }
+        size_t mark = txn->nchanges;
+        if (conn_exec(s->writer, "SAVEPOINT job", j->d) != 0) {
+            j->rc = ERR_IO;
+            continue;
+        }
+        j->rc = j->fn(txn, j->ctx, j->d);
+        if (j->rc != 0) {
+            conn_exec(s->writer, "ROLLBACK TO job", NULL);
+            txn->nchanges = mark;
+        }
+        conn_exec(s->writer, "RELEASE job", NULL);
+    }
+    if (rc == 0 && conn_exec(s->writer, "COMMIT", NULL) != 0) {
+        conn_exec(s->writer, "ROLLBACK", NULL);
+        for (Job *j = jobs; j; j = j->next)
+            if (j->rc == 0)
+                j->rc = diag_set(j->d, ERR_IO, "erreur de stockage : écriture non validée");
+        txn->nchanges = 0;
+    }
+    if (txn->nchanges && s->hook)
+        s->hook(s->hook_ctx, txn->changes, txn->nchanges);
+    txn->nchanges = 0;
+    arena_cleanup(&txn->arena);
+}
+
+static void *writer_main(void *arg)
+{
+    Store *s = arg;
+    StoreTxn txn = {.store = s, .conn = s->writer};
+    arena_init(&txn.arena);
+    pthread_mutex_lock(&s->queue_lock);
+    for (;;) {
+        while (!s->head && !s->stopping)
+            pthread_cond_wait(&s->queue_cond, &s->queue_lock);
+        if (!s->head && s->stopping)
+            break;
+        Job *jobs = s->head, *last = jobs;
+        for (int n = 1; n < s->max_batch && last->next; n++)
+            last = last->next;
+        s->head = last->next;
+        if (!s->head)
+            s->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->queue_lock);
+
+        batch_run(s, &txn, jobs);
+
+        pthread_mutex_lock(&s->queue_lock);
+        for (Job *j = jobs, *next; j; j = next) {
+            next = j->next;
+            j->done = true;
+        }
+        pthread_cond_broadcast(&s->done_cond);
+    }
+    pthread_mutex_unlock(&s->queue_lock);
+    free(txn.changes);
+    arena_cleanup(&txn.arena);
+    return NULL;
+}
+
+int store_open(const StoreOptions *o, Store **out, Diag *d)
+{
+    Store *s = xcalloc(1, sizeof *s);
+    s->reg = o->reg;
+    s->max_batch = o->max_batch > 0 ? o->max_batch : 256;
+    s->nreaders = o->readers > 0 ? o->readers : 8;
+    pthread_mutex_init(&s->pool_lock, NULL);
+    pthread_cond_init(&s->pool_cond, NULL);
+    pthread_mutex_init(&s->queue_lock, NULL);
+    pthread_cond_init(&s->queue_cond, NULL);
+    pthread_cond_init(&s->done_cond, NULL);
+    int rc = conn_open(o->path, true, &s->writer, d);
+    if (rc == 0)
+        rc = migrate(s->writer, d);
+    s->readers = xcalloc((size_t)s->nreaders, sizeof *s->readers);
+    s->reader_busy = xcalloc((size_t)s->nreaders, sizeof *s->reader_busy);
+    for (int i = 0; rc == 0 && i < s->nreaders; i++)
+        rc = conn_open(o->path, false, &s->readers[i], d);
+    if (rc == 0 && pthread_create(&s->writer_thread, NULL, writer_main, s) != 0)
+        rc = diag_set(d, ERR_IO, "impossible de démarrer le fil d'écriture");
+    if (rc != 0) {
+        for (int i = 0; i < s->nreaders; i++)
+            conn_close(s->readers[i]);
+        conn_close(s->writer);
+        free(s->readers);
+        free(s->reader_busy);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(Store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->queue_lock);
+    s->stopping = true;
+    pthread_cond_signal(&s->queue_cond);
+    pthread_mutex_unlock(&s->queue_lock);
+    pthread_join(s->writer_thread, NULL);
+    for (int i = 0; i < s->nreaders; i++)
+        conn_close(s->readers[i]);
+    conn_close(s->writer);
+    free(s->readers);
+    free(s->reader_busy);
+    free(s);
+}
+
+void store_set_commit_hook(Store *s, StoreCommitHook hook, void *ctx)
+{
+    s->hook = hook;
+    s->hook_ctx = ctx;
+}
+
+int store_write(Store *s, StoreTxnFn fn, void *ctx, Diag *d)
+{
+    Job job = {.fn = fn, .ctx = ctx, .d = d};
+    pthread_mutex_lock(&s->queue_lock);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->queue_lock);
+        return diag_set(d, ERR_UNAVAILABLE, "serveur en cours d'arrêt");
+    }
+    if (s->tail)
+        s->tail->next = &job;
+    else
+        s->head = &job;
+    s->tail = &job;
+    pthread_cond_signal(&s->queue_cond);
+    while (!job.done)
+        pthread_cond_wait(&s->done_cond, &s->queue_lock);
+    pthread_mutex_unlock(&s->queue_lock);
+    return job.rc;
+}
+
+/* ------------------------------------------------------------------ reads */
+
+static void fill(Arena *a, sqlite3_stmt *st, int col, const char *type, StoredResource *out)
+{
+    /* columns from `col`: id, version, last_updated, deleted, author, body */
+    out->type = arena_strdup(a, type ? type : (const char *)sqlite3_column_text(st, col - 1));
+    out->id = arena_strdup(a, (const char *)sqlite3_column_text(st, col));
+    out->version = sqlite3_column_int64(st, col + 1);
+    out->last_updated = sqlite3_column_int64(st, col + 2);
+    out->deleted = sqlite3_column_int(st, col + 3) != 0;
+    out->author = arena_strdup(a, (const char *)sqlite3_column_text(st, col + 4));
+    out->len = (size_t)sqlite3_column_bytes(st, col + 5);
+    out->body = arena_strndup(a, (const char *)sqlite3_column_text(st, col + 5), out->len);
+}
+
+int conn_read(Conn *c, Arena *a, const char *type, const char *id, StoredResource *out,
+              Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "SELECT type, id, version, last_updated, deleted, author, body "
+                                 "FROM resource WHERE type=?1 AND id=?2",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    int rc;
+    if (step == SQLITE_ROW) {
+        fill(a, st, 1, NULL, out);
+        rc = out->deleted ? diag_set(d, ERR_GONE, "%s/%s a été supprimé", type, id) : 0;
+    } else if (step == SQLITE_DONE) {
+        rc = diag_set(d, ERR_NOT_FOUND, "%s/%s introuvable", type, id);
+    } else {
+        rc = db_err(c->db, d, "read");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_read(Store *s, Arena *a, const char *type, const char *id, StoredResource *out,
+               Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = conn_read(c, a, type, id, out, d);
+    reader_release(s, c);
+    return rc;
+}
+
+int store_vread(Store *s, Arena *a, const char *type, const char *id, int64_t version,
+                StoredResource *out, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    sqlite3_stmt *st = conn_stmt(
+        c,
+        "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.author, r.body "
+        "FROM resource r WHERE r.type=?1 AND r.id=?2 AND r.version=?3 "
+        "UNION ALL SELECT r.type, r.id, h.version, h.last_updated, h.deleted, h.author, h.body "
+        "FROM resource r JOIN resource_history h ON h.res=r.pk "
+        "WHERE r.type=?1 AND r.id=?2 AND h.version=?3",
+        d);
+    int rc = ERR_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, version);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            fill(a, st, 1, NULL, out);
+            rc = 0;
+        } else if (step == SQLITE_DONE) {
+            rc = diag_set(d, ERR_NOT_FOUND, "%s/%s version %lld introuvable", type, id,
+                          (long long)version);
+        } else {
+            rc = db_err(c->db, d, "vread");
+        }
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+int store_history(Store *s, Arena *a, const char *type, const char *id, size_t max,
+                  StoredResource **out, size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    sqlite3_stmt *st = conn_stmt(
+        c,
+        "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.author, r.body "
+        "FROM resource r WHERE r.type=?1 AND r.id=?2 "
+        "UNION ALL SELECT r.type, r.id, h.version, h.last_updated, h.deleted, h.author, h.body "
+        "FROM resource r JOIN resource_history h ON h.res=r.pk WHERE r.type=?1 AND r.id=?2 "
+        "ORDER BY 3 DESC LIMIT ?3",
+        d);
+    int rc = ERR_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+        size_t cap = 16, k = 0;
+        StoredResource *items = arena_alloc(a, cap * sizeof *items);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (k == cap) {
+                StoredResource *more = arena_alloc(a, cap * 2 * sizeof *items);
+                memcpy(more, items, cap * sizeof *items);
+                items = more;
+                cap *= 2;
+            }
+            fill(a, st, 1, NULL, &items[k++]);
+        }
+        if (step != SQLITE_DONE) {
+            rc = db_err(c->db, d, "history");
+        } else if (k == 0) {
+            rc = diag_set(d, ERR_NOT_FOUND, "%s/%s introuvable", type, id);
+        } else {
+            *out = items;
+            *n = k;
+            rc = 0;
+        }
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+int store_count(Store *s, const char *type, int64_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    sqlite3_stmt *st = conn_stmt(
+        c, "SELECT count(*) FROM resource WHERE deleted=0 AND (?1 IS NULL OR type=?1)", d);
+    int rc = ERR_IO;
+    if (st) {
+        if (type)
+            sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *n = sqlite3_column_int64(st, 0);
+            rc = 0;
+        } else {
+            rc = db_err(c->db, d, "count");
+        }
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+int store_search(Store *s, Arena *a, const SearchPlan *plan, StorePage *out, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    /* one read transaction: the count, the page and its includes see the same snapshot */
+    int rc = conn_exec(c, "BEGIN", d);
+    if (rc == 0) {
+        rc = search_run(c, a, plan, out, d);
+        conn_exec(c, "COMMIT", NULL);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ writes */
+
+int store_txn_read(StoreTxn *t, Arena *a, const char *type, const char *id,
+                   StoredResource *out, Diag *d)
+{
+    return conn_read(t->conn, a, type, id, out, d);
+}
+
+int store_txn_search(StoreTxn *t, Arena *a, const SearchPlan *plan, StorePage *out, Diag *d)
+{
+    return search_run(t->conn, a, plan, out, d);
+}
+
+static void txn_change(StoreTxn *t, const StoredResource *r)
+{
+    if (t->nchanges == t->capchanges) {
+        t->capchanges = t->capchanges ? t->capchanges * 2 : 64;
+        t->changes = xrealloc(t->changes, t->capchanges * sizeof *t->changes);
+    }
+    StoreChange *c = &t->changes[t->nchanges++];
+    c->type = arena_strdup(&t->arena, r->type);
+    c->id = arena_strdup(&t->arena, r->id);
+    c->version = r->version;
+    c->last_updated = r->last_updated;
+    c->deleted = r->deleted;
+}
+
+static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char *type,
+                       json_t *res, Diag *d)
+{
+    static const char *const del[] = {
+        "DELETE FROM sp_token WHERE res=?1",     "DELETE FROM sp_string WHERE res=?1",
+        "DELETE FROM sp_reference WHERE res=?1", "DELETE FROM sp_date WHERE res=?1",
+        "DELETE FROM sp_number WHERE res=?1",    "DELETE FROM sp_quantity WHERE res=?1",
+        "DELETE FROM sp_uri WHERE res=?1",
+    };
+    for (size_t i = 0; i < sizeof del / sizeof del[0]; i++) {
+        sqlite3_stmt *st = conn_stmt(c, del[i], d);
+        if (!st)
+            return ERR_IO;
+        sqlite3_bind_int64(st, 1, pk);
+        int step = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (step != SQLITE_DONE)
+            return db_err(c->db, d, "index delete");
+    }
+    if (!res)
+        return 0; /* deletion: no index rows */
+
+    IndexRows rows;
+    index_rows_init(&rows);
+    int rc = fhir_index_extract(reg, type, res, &rows, d);
+    char key[256];
+    for (size_t i = 0; rc == 0 && i < rows.n; i++) {
+        const IndexRow *r = &rows.rows[i];
+        const char *sql;
+        switch (r->kind) {
+        case SP_TOKEN: sql = "INSERT INTO sp_token VALUES(?1,?2,?3,?4,?5)"; break;
+        case SP_STRING: sql = "INSERT INTO sp_string VALUES(?1,?2,?3,?4)"; break;
+        case SP_REFERENCE: sql = "INSERT INTO sp_reference VALUES(?1,?2,?3,?4,?5)"; break;
+        case SP_DATE: sql = "INSERT INTO sp_date VALUES(?1,?2,?3,?4)"; break;
+        case SP_NUMBER: sql = "INSERT INTO sp_number VALUES(?1,?2,?3)"; break;
+        case SP_QUANTITY: sql = "INSERT INTO sp_quantity VALUES(?1,?2,?3,?4,?5)"; break;
+        case SP_URI: sql = "INSERT INTO sp_uri VALUES(?1,?2,?3)"; break;
+        default: continue;
+        }
+        if ((r->kind == SP_STRING || r->kind == SP_URI) && !r->s1)
+            continue;
+        sqlite3_stmt *st = conn_stmt(c, sql, d);
+        if (!st) {
+            rc = ERR_IO;
+            break;
+        }
+        snprintf(key, sizeof key, "%s.%s", type, r->param);
+        sqlite3_bind_int64(st, 1, pk);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+        switch (r->kind) {
+        case SP_DATE:
+            sqlite3_bind_int64(st, 3, r->lo);
+            sqlite3_bind_int64(st, 4, r->hi);
+            break;
+        case SP_NUMBER: sqlite3_bind_double(st, 3, r->num); break;
+        case SP_QUANTITY:
+            sqlite3_bind_double(st, 3, r->num);
+            sqlite3_bind_text(st, 4, r->s2, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, r->s3, -1, SQLITE_STATIC);
+            break;
+        case SP_STRING:
+            sqlite3_bind_text(st, 3, r->s1, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, r->s2 ? r->s2 : "", -1, SQLITE_STATIC);
+            break;
+        case SP_URI: sqlite3_bind_text(st, 3, r->s1, -1, SQLITE_STATIC); break;
+        default: /* token, reference: s1, s2, s3 */
+            sqlite3_bind_text(st, 3, r->s1, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, r->s2, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, r->s3, -1, SQLITE_STATIC);
+            break;
+        }
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_err(c->db, d, "index insert");
+        sqlite3_reset(st);
+    }
+    index_rows_cleanup(&rows);
+    return rc;
+}
+
+/* Move the current version of `pk` into history (before it is replaced). */
+static int archive_current(Conn *c, int64_t pk, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "INSERT INTO resource_history(res, version, last_updated, "
+                                 "deleted, author, body) SELECT pk, version, last_updated, "
+                                 "deleted, author, body FROM resource WHERE pk=?1",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, pk);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(c->db, d, "archive");
+}
+
+typedef struct Current {
+    int64_t pk;
+    int64_t version;
+    bool deleted;
+    int64_t last_updated;
+} Current;
+
+/* 1 and *cur when type/id exists, 0 when not, < 0 on error. */
+static int current_get(Conn *c, const char *type, const char *id, Current *cur, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(
+        c, "SELECT pk, version, deleted, last_updated FROM resource WHERE type=?1 AND id=?2", d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st), rc = 0;
+    if (step == SQLITE_ROW) {
+        cur->pk = sqlite3_column_int64(st, 0);
+        cur->version = sqlite3_column_int64(st, 1);
+        cur->deleted = sqlite3_column_int(st, 2) != 0;
+        cur->last_updated = sqlite3_column_int64(st, 3);
+        rc = 1;
+    } else if (step != SQLITE_DONE) {
+        rc = db_err(c->db, d, "current");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int row_write(Conn *c, const Current *cur, bool exists, const StoredResource *r,
+                     int64_t *pk, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(
+        c,
+        exists ? "UPDATE resource SET version=?3, last_updated=?4, deleted=?5, author=?6, "
+                 "body=?7 WHERE pk=?8"
+               : "INSERT INTO resource(type, id, version, last_updated, deleted, author, body) "
+                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        d);
+    if (!st)
+        return ERR_IO;
+    if (!exists) {
+        sqlite3_bind_text(st, 1, r->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, r->id, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(st, 3, r->version);
+    sqlite3_bind_int64(st, 4, r->last_updated);
+    sqlite3_bind_int(st, 5, r->deleted);
+    sqlite3_bind_text(st, 6, r->author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, r->body, (int)r->len, SQLITE_STATIC);
+    if (exists)
+        sqlite3_bind_int64(st, 8, cur->pk);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return db_err(c->db, d, "write");
+    *pk = exists ? cur->pk : sqlite3_last_insert_rowid(c->db);
+    return 0;
+}
+
+/* Timestamps strictly increase per resource even if the wall clock steps back. */
+static int64_t next_timestamp(const Current *cur, bool exists)
+{
+    int64_t now = time_now_ms();
+    return exists && now <= cur->last_updated ? cur->last_updated + 1 : now;
+}
+
+static int check_version(const char *type, const char *id, const Current *cur, bool exists,
+                         int64_t if_match, Diag *d)
+{
+    if (if_match > 0 && (!exists || cur->version != if_match)) {
+        diag_expr(d, "%s/%s", type, id);
+        return diag_set(d, ERR_PRECONDITION,
+                        "conflit de version : version attendue %lld, version actuelle %lld",
+                        (long long)if_match, exists ? (long long)cur->version : 0LL);
+    }
+    return 0;
+}
+
+int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out, Diag *d)
+{
+    Conn *c = t->conn;
+    char idbuf[37];
+    const char *id = p->id;
+    if (!id) {
+        uuid_v4(idbuf);
+        id = idbuf;
+    }
+    Current cur = {0};
+    int exists = current_get(c, p->type, id, &cur, d);
+    if (exists < 0)
+        return exists;
+    if (exists && p->create_only)
+        return diag_set(d, ERR_CONFLICT, "%s/%s existe déjà", p->type, id);
+    int rc = check_version(p->type, id, &cur, exists, p->if_match, d);
+    if (rc != 0)
+        return rc;
+
+    StoredResource r = {.type = arena_strdup(a, p->type), .id = arena_strdup(a, id)};
+    r.version = exists ? cur.version + 1 : 1;
+    r.last_updated = next_timestamp(&cur, exists);
+    r.author = arena_strdup(a, p->author ? p->author : "inconnu");
+
+    /* meta: the client's (tags, profiles, security) with server-owned versionId/lastUpdated */
+    json_t *meta = json_object_get(p->res, "meta");
+    meta = json_is_object(meta) ? json_deep_copy(meta) : json_object();
+    char ver[32], ts[32];
+    snprintf(ver, sizeof ver, "%lld", (long long)r.version);
+    time_format_instant(r.last_updated, ts);
+    json_t *m2 = json_object();
+    json_object_set_new(m2, "versionId", json_string(ver));
+    json_object_set_new(m2, "lastUpdated", json_string(ts));
+    const char *k;
+    json_t *v;
+    json_object_foreach(meta, k, v)
+    {
+        if (strcmp(k, "versionId") != 0 && strcmp(k, "lastUpdated") != 0)
+            json_object_set(m2, k, v);
+    }
+    json_decref(meta);
+
+    Buf body;
+    buf_init(&body, 64u << 20);
+    rc = p->text ? json_resource_rewrite(p->text, p->len, p->type, id, m2, &body)
+                 : ERR_UNSUPPORTED;
+    if (rc != 0) { /* no original text, or an escaped key: serialise the parsed resource */
+        buf_cleanup(&body);
+        buf_init(&body, 64u << 20);
+        json_t *copy = json_deep_copy(p->res);
+        json_object_set_new(copy, "id", json_string(id));
+        json_object_set(copy, "meta", m2);
+        char *text = json_dump_compact(copy, NULL);
+        json_decref(copy);
+        size_t tl = text ? strlen(text) : 0;
+        rc = text ? json_resource_rewrite(text, tl, p->type, id, m2, &body) : ERR_INVALID;
+        free(text);
+    }
+    /* index what is stored: the resource as it reads back */
+    json_object_set_new(p->res, "id", json_string(id));
+    json_object_set(p->res, "meta", m2);
+    json_decref(m2);
+    if (rc != 0) {
+        buf_cleanup(&body);
+        return diag_set(d, rc == ERR_TOO_LARGE ? ERR_TOO_LARGE : ERR_INVALID,
+                        "ressource illisible ou trop volumineuse");
+    }
+    r.body = arena_strndup(a, body.p, body.len);
+    r.len = body.len;
+    buf_cleanup(&body);
+
+    int64_t pk;
+    if (exists && (rc = archive_current(c, cur.pk, d)) != 0)
+        return rc;
+    if ((rc = row_write(c, &cur, exists, &r, &pk, d)) != 0)
+        return rc;
+    if ((rc = index_write(c, t->store->reg, pk, p->type, p->res, d)) != 0)
+        return rc;
+    txn_change(t, &r);
+    *out = r;
+    return 0;
+}
+
+int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, int64_t if_match,
+                     const char *author, StoredResource *out, Diag *d)
+{
+    Conn *c = t->conn;
+    Current cur = {0};
+    int exists = current_get(c, type, id, &cur, d);
+    if (exists < 0)
+        return exists;
+    if (!exists)
+        return diag_set(d, ERR_NOT_FOUND, "%s/%s introuvable", type, id);
+    int rc = check_version(type, id, &cur, exists, if_match, d);
+    if (rc != 0)
+        return rc;
+    if (cur.deleted)
+        return conn_read(c, a, type, id, out, NULL) == ERR_GONE ? 0 : ERR_IO;
+    StoredResource r = {.type = arena_strdup(a, type), .id = arena_strdup(a, id)};
+    r.version = cur.version + 1;
+    r.last_updated = next_timestamp(&cur, true);
+    r.deleted = true;
+    r.author = arena_strdup(a, author ? author : "inconnu");
+    r.body = "";
+    int64_t pk;
+    if ((rc = archive_current(c, cur.pk, d)) != 0 || (rc = row_write(c, &cur, true, &r, &pk, d)) != 0 ||
+        (rc = index_write(c, t->store->reg, pk, type, NULL, d)) != 0)
+        return rc;
+    txn_change(t, &r);
+    *out = r;
+    return 0;
+}
