@@ -50,6 +50,6 @@ char *text_fold(const char *s, size_t len)
     }
     free(folded);
     if (out.len && out.p[out.len - 1] == ' ')
-        out.len--;
+        out.p[--out.len] = 0;
     return buf_steal(&out, NULL);
 }

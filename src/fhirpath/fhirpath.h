@@ -68,8 +68,9 @@ int fhirpath_eval_str(const char *expr, json_t *root, FpResult *out, Diag *d);
  * All operations are applied in order; on any failure the resource may be partly modified, so
  * callers patch a copy. Errors:
  *  - ERR_INVALID: the Parameters is malformed (unknown type, missing path/name/value...).
- *  - ERR_NOT_FOUND: `replace`, `delete`... whose path selects nothing (d->expr = the path), as
- *    the ROR guide's bed-update protocol expects a 404 not-found then.
+ *  - ERR_NOT_FOUND: `replace`, `add`, `insert` or `move` whose path selects nothing
+ *    (d->expr = the path), as the ROR guide's bed-update protocol expects a 404 not-found then.
+ *    A `delete` whose path selects nothing is a no-op, as the FHIR specification says.
  *  - ERR_MULTIPLE: a path that must select one element selects several.
  */
 int fhirpath_patch_apply(json_t *resource, json_t *parameters, Diag *d);
