@@ -556,6 +556,14 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
     WriteCtx *w = vctx;
     StoredResource cur;
     int rc = store_txn_read(t, &w->req->arena, w->type, w->id, &cur, NULL);
+    /* A body that says which version it was edited from (meta.versionId) must be edited from
+     * the current one: otherwise it would silently overwrite a change it never saw. */
+    const char *from = json_str(json_object_get(w->res, "meta"), "versionId");
+    if (from && rc == 0 && strtoll(from, NULL, 10) != cur.version)
+        return diag_set(d, ERR_CONFLICT,
+                        "conflit de version : la ressource envoyée part de la version %s, la "
+                        "version actuelle est %lld (relire puis réappliquer la modification)",
+                        from, (long long)cur.version);
     StorePut p = {.type = w->type, .id = w->id, .res = w->res, .text = w->req->body,
                   .len = w->req->body_len, .if_match = w->if_match,
                   .author = author_of(w->req)};

@@ -34,6 +34,7 @@ const char *err_name(int err)
     case ERR_IO: return "io";
     case ERR_INTERNAL: return "internal";
     case ERR_UNAVAILABLE: return "unavailable";
+    case ERR_URI_TOO_LONG: return "uri-too-long";
     default: return "unknown";
     }
 }

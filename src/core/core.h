@@ -44,6 +44,7 @@ enum {
     ERR_IO = -16,           /* storage or system failure (500) */
     ERR_INTERNAL = -17,     /* bug or unexpected state (500) */
     ERR_UNAVAILABLE = -18,  /* shutting down / overloaded (503) */
+    ERR_URI_TOO_LONG = -19, /* request line over the limit (414) */
 };
 
 /** Short stable English name of an ERR_* code ("invalid", "not-found"...). Static string. */

@@ -188,6 +188,7 @@ const char *fhir_issue_code(int err)
     case ERR_PRECONDITION: return "conflict";
     case ERR_MULTIPLE: return "multiple-matches";
     case ERR_TOO_LARGE: return "too-costly";
+    case ERR_URI_TOO_LONG: return "too-costly";
     case ERR_MEDIA_TYPE: return "not-supported";
     case ERR_NOT_ACCEPTABLE: return "not-supported";
     case ERR_METHOD: return "not-supported";

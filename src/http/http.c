@@ -50,6 +50,7 @@ static const struct {
     {ERR_METHOD, 405},       {ERR_PROFILE, 422},      {ERR_BUSINESS, 400},
     {ERR_UNSUPPORTED, 400},  {ERR_UNAUTHORIZED, 401}, {ERR_FORBIDDEN, 403},
     {ERR_IO, 500},           {ERR_INTERNAL, 500},     {ERR_UNAVAILABLE, 503},
+    {ERR_URI_TOO_LONG, 414},
 };
 
 int http_status_of(int err)
@@ -239,6 +240,7 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
         r->query_overflow = true;
         return MHD_NO;
     }
+    r->query_bytes += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 2;
     r->query[r->nquery].name = arena_strdup(&r->arena, key ? key : "");
     r->query[r->nquery].value = arena_strdup(&r->arena, value ? value : "");
     r->nquery++;
@@ -306,7 +308,12 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
                                host_ok ? host : arena_printf(&r->arena, "localhost:%d", s->port));
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_query, r);
 
-    if (c->too_large) {
+    if (strlen(url) + r->query_bytes > HTTP_MAX_URI) {
+        Diag d = {{0}, {0}};
+        diag_set(&d, ERR_URI_TOO_LONG, "adresse de requête trop longue (au plus %d octets)",
+                 HTTP_MAX_URI);
+        http_fail(r, ERR_URI_TOO_LONG, &d);
+    } else if (c->too_large) {
         Diag d = {{0}, {0}};
         diag_set(&d, ERR_TOO_LARGE, "corps de requête trop volumineux (au plus %zu octets)",
                  s->max_body);
@@ -355,7 +362,7 @@ int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
         NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(HTTP_MAX_URI * 4 + 64 * 1024),
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
         MHD_OPTION_END);
     if (!s->daemon)

@@ -31,6 +31,9 @@ enum {
 
 #define HTTP_MAX_PARAMS 8
 #define HTTP_MAX_QUERY 128
+/* Longest path + query accepted (larger gets 414 OperationOutcome; far larger, over the
+ * connection memory limit, gets libmicrohttpd's own 414 page). */
+#define HTTP_MAX_URI (64 * 1024)
 
 typedef struct HttpRequest HttpRequest;
 typedef void (*HttpHandler)(HttpRequest *req, void *ctx);
@@ -45,6 +48,7 @@ struct HttpRequest {
     QueryParam query[HTTP_MAX_QUERY];
     size_t nquery;
     bool query_overflow;          /* more than HTTP_MAX_QUERY parameters were sent */
+    size_t query_bytes;           /* decoded size of the query */
     const char *body;             /* NUL-terminated; "" when none */
     size_t body_len;
     const char *remote;           /* client address */
