@@ -43,7 +43,8 @@ char *capability_build(const FhirRegistry *reg, const char *version)
         "_summary=count. Pagination par curseur stable (liens next). Paramètres inconnus : "
         "ignorés et signalés (OperationOutcome dans le Bundle) sauf avec Prefer: "
         "handling=strict (400). Patch : FHIRPath Patch (Parameters), y compris conditionnel "
-        "(PATCH [type]?critères). Non pris en charge : _filter, _content, _text, near, "
+        "(PATCH [type]?critères). Mise à jour : If-Match (412 si la version diffère) ; un corps "
+        "dont meta.versionId n'est pas la version actuelle est refusé (409). Non pris en charge : _filter, _content, _text, near, "
         "near-insee-code, _elements, XML.");
     json_t *resources = json_array();
     for (const FhirType *t = fhir_types(); t->name; t++) {
