@@ -51,6 +51,8 @@ static const char *const migrations[] = {
     "CREATE TABLE sp_uri(res INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL);"
     "CREATE INDEX sp_uri_value ON sp_uri(param, uri);"
     "CREATE INDEX sp_uri_res ON sp_uri(res);",
+    /* 2: live resources of a type in pk order (search pages, counts) without a sort */
+    "CREATE INDEX resource_live ON resource(type, deleted);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
