@@ -145,12 +145,20 @@ static bool accept_or_respond(HttpRequest *r)
     return true;
 }
 
+/* Is the media type of header `h` (parameters such as charset ignored) exactly `type`? */
+static bool media_type_is(const char *h, const char *type)
+{
+    size_t n = strlen(type);
+    if (!h || strncasecmp(h, type, n) != 0)
+        return false;
+    return h[n] == 0 || h[n] == ';' || h[n] == ' ';
+}
+
 /* Content-Type must be FHIR JSON (or plain JSON) for a body we parse. */
 static bool content_type_or_respond(HttpRequest *r)
 {
     const char *ct = http_header(r, "Content-Type");
-    if (!ct || (strncasecmp(ct, "application/fhir+json", 21) != 0 &&
-                strncasecmp(ct, "application/json", 16) != 0)) {
+    if (!media_type_is(ct, "application/fhir+json") && !media_type_is(ct, "application/json")) {
         fail(r, ERR_MEDIA_TYPE,
              "type de contenu non pris en charge : %s (application/fhir+json attendu)",
              ct ? ct : "(absent)");
@@ -485,7 +493,7 @@ static void h_search(HttpRequest *r, void *ctx)
         return;
     if (r->method == HTTP_POST) {
         const char *ct = http_header(r, "Content-Type");
-        if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+        if (!media_type_is(ct, "application/x-www-form-urlencoded")) {
             fail(r, ERR_MEDIA_TYPE, "%s",
                  "_search attend application/x-www-form-urlencoded");
             return;

@@ -103,6 +103,17 @@ test('If-Match: stale version gives 412 and leaves the resource unchanged; curre
   assert.equal(headersOf(ok).get('etag'), 'W/"3"');
 });
 
+test('update whose body carries a stale meta.versionId is a conflict (409), resource unchanged', async () => {
+  const c = await fkc.create({ resourceType: 'Practitioner', body: { resourceType: 'Practitioner', name: [{ family: 'STALEMETA' }] } });
+  const v1 = structuredClone(c);
+  await fkc.update({ resourceType: 'Practitioner', id: c.id, body: { ...c, name: [{ family: 'STALEMETA2' }] } });
+  const before = await fkc.read({ resourceType: 'Practitioner', id: c.id });
+  const e = await expectFail(fkc.update({ resourceType: 'Practitioner', id: c.id, body: { ...v1, name: [{ family: 'LOST' }] } }));
+  assert.equal(e.status, 409);
+  assert.equal(e.data.resourceType, 'OperationOutcome');
+  assert.deepEqual(await fkc.read({ resourceType: 'Practitioner', id: c.id }), before);
+});
+
 test('delete is soft: 200 + OperationOutcome, then 410 on read, history and vread kept', async () => {
   const c = await fkc.create({ resourceType: 'Practitioner', body: { resourceType: 'Practitioner', name: [{ family: 'TODELETE' }] } });
   const d = await fkc.delete({ resourceType: 'Practitioner', id: c.id });
@@ -123,7 +134,7 @@ test('delete is soft: 200 + OperationOutcome, then 410 on read, history and vrea
   assert.deepEqual(s.entry ?? [], []);
 });
 
-test('unknown ids: 404 OperationOutcome on read, history and delete-free paths', async () => {
+test('unknown ids and types: 404 OperationOutcome on read and history', async () => {
   const r = await expectFail(fkc.read({ resourceType: 'Location', id: 'does-not-exist' }));
   assert.equal(r.status, 404);
   assert.equal(r.data.resourceType, 'OperationOutcome');
