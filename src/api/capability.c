@@ -43,7 +43,11 @@ char *capability_build(const FhirRegistry *reg, const char *version)
         "_summary=count. Pagination par curseur stable (liens next). Paramètres inconnus : "
         "ignorés et signalés (OperationOutcome dans le Bundle) sauf avec Prefer: "
         "handling=strict (400). Patch : FHIRPath Patch (Parameters), y compris conditionnel "
-        "(PATCH [type]?critères). Mise à jour : If-Match (412 si la version diffère) ; un corps "
+        "(PATCH [type]?critères). Corrélation : les critères de capacité (capacity-*, "
+        "nb-capacity, temporality-capacity, gender-capacity-available, crisis-type...) portent "
+        "sur la MÊME extension ror-location-supported-capacity, ceux d'équipement (equipment-type, "
+        "equipment-feature, limit-value) sur le même équipement ; les critères chaînés par la même "
+        "référence (location.a=…&location.b=…) portent sur la même ressource cible. Mise à jour : If-Match (412 si la version diffère) ; un corps "
         "dont meta.versionId n'est pas la version actuelle est refusé (409). Non pris en charge : _filter, _content, _text, near, "
         "near-insee-code, _elements, XML.");
     json_t *resources = json_array();

@@ -75,6 +75,12 @@ typedef struct SearchParam {
     char **targets;    /* reference targets */
     size_t ntargets;
     bool corrected;    /* expression replaced by the correction table */
+    /* Correlation group (0 = none). Parameters of one group are evaluated per instance of the
+     * group's element (e.g. each ror-location-supported-capacity extension): their index rows
+     * carry the instance number, and criteria of one group must hold on the same instance. */
+    int group;
+    FhirPath *group_path; /* the group's element, from the resource */
+    FhirPath *rel_path;   /* this parameter's value, from one group element */
 } SearchParam;
 
 typedef struct FhirRegistry FhirRegistry;
@@ -87,8 +93,9 @@ void fhir_registry_free(FhirRegistry *r);
 int fhir_registry_load_file(FhirRegistry *r, const char *path, Diag *d);
 /** Load every *.json file of a directory (sorted by name). */
 int fhir_registry_load_dir(FhirRegistry *r, const char *dir, Diag *d);
-/** Apply a correction table ({"corrections":[{url,expression,reason}],"disabled":[{url}]}) and
- *  compile every expression. Must be called once after loading. */
+/** Apply a correction table ({"corrections":[{url,expression,reason,type?}],
+ *  "disabled":[{url}], "groups":[{name,base,path,params:[code]}]}) and compile every
+ *  expression. Must be called once after loading. */
 int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d);
 /** The parameter `code` of type `type`, or NULL. */
 const SearchParam *fhir_registry_param(const FhirRegistry *r, const char *type, const char *code);
@@ -108,6 +115,7 @@ typedef struct IndexRow {
     const char *s3;      /* token: folded display/text | reference: raw reference | quantity: code */
     double num;          /* number, quantity value */
     int64_t lo, hi;      /* date range, epoch ms inclusive */
+    int grp;             /* correlation-group instance (1-based), 0 outside any group */
 } IndexRow;
 
 typedef struct IndexRows {
@@ -163,10 +171,13 @@ typedef struct SearchClause {
     const char *mod_type;    /* :Type of a reference */
     SearchValue *values;     /* OR-ed */
     size_t nvalues;
-    /* Chains. Forward (`location.commune-cog=...`): sp is the reference, `chain` applies to
-     * `chain_type`. Reverse (`_has:PractitionerRole:service:identifier=...`): `reverse` is set,
-     * sp is the reference parameter of `chain_type` pointing at us. */
+    /* Chains. Forward (`location.commune-cog=...`): sp is the reference, the `nchain` clauses
+     * of `chain` apply (AND-ed) to one `chain_type` target: criteria chained through the same
+     * reference are merged, so they hold on the same target. Reverse
+     * (`_has:PractitionerRole:service:identifier=...`): `reverse` is set, sp is the reference
+     * parameter of `chain_type` pointing at us. */
     struct SearchClause *chain;
+    size_t nchain;
     const char *chain_type;
     bool reverse;
 } SearchClause;

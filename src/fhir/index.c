@@ -255,6 +255,40 @@ static void uri_item(IndexRows *r, const SearchParam *sp, json_t *v)
         row_add(r, sp->code, SP_URI)->s1 = dup(r, json_string_value(v));
 }
 
+static void item_rows(IndexRows *out, const SearchParam *sp, json_t *v)
+{
+    switch (sp->type) {
+    case SP_TOKEN: token_item(out, sp, v); break;
+    case SP_STRING: string_item(out, sp, v); break;
+    case SP_REFERENCE: reference_item(out, sp, v); break;
+    case SP_DATE: date_item(out, sp, v); break;
+    case SP_NUMBER: number_item(out, sp, v); break;
+    case SP_QUANTITY: quantity_item(out, sp, v); break;
+    case SP_URI: uri_item(out, sp, v); break;
+    default: break;
+    }
+}
+
+/* Rows of `path` evaluated on `root`, each tagged with correlation instance `grp`. */
+static int eval_rows(const SearchParam *sp, const FhirPath *path, json_t *root, int grp,
+                     IndexRows *out, Diag *d)
+{
+    FpResult result = {0};
+    int rc = fhirpath_eval(path, root, &result, d);
+    if (rc != 0) {
+        diag_expr(d, "%s", sp->expression);
+    } else {
+        for (size_t k = 0; k < result.n; k++) {
+            size_t first = out->n;
+            item_rows(out, sp, result.items[k].node);
+            for (size_t i = first; i < out->n; i++)
+                out->rows[i].grp = grp;
+        }
+    }
+    fp_result_cleanup(&result);
+    return rc;
+}
+
 int fhir_index_extract(const FhirRegistry *reg, const char *type, json_t *res, IndexRows *out,
                        Diag *d)
 {
@@ -264,27 +298,18 @@ int fhir_index_extract(const FhirRegistry *reg, const char *type, json_t *res, I
         const SearchParam *sp = params[i];
         if (!sp->path)
             continue;
-        FpResult result = {0};
-        int rc = fhirpath_eval(sp->path, res, &result, d);
-        if (rc != 0) {
-            fp_result_cleanup(&result);
-            diag_expr(d, "%s", sp->expression);
+        int rc;
+        if (sp->group) { /* per group element, numbered from 1 */
+            FpResult elems = {0};
+            rc = fhirpath_eval(sp->group_path, res, &elems, d);
+            for (size_t k = 0; rc == 0 && k < elems.n; k++)
+                rc = eval_rows(sp, sp->rel_path, elems.items[k].node, (int)k + 1, out, d);
+            fp_result_cleanup(&elems);
+        } else {
+            rc = eval_rows(sp, sp->path, res, 0, out, d);
+        }
+        if (rc != 0)
             return rc;
-        }
-        for (size_t k = 0; k < result.n; k++) {
-            json_t *v = result.items[k].node;
-            switch (sp->type) {
-            case SP_TOKEN: token_item(out, sp, v); break;
-            case SP_STRING: string_item(out, sp, v); break;
-            case SP_REFERENCE: reference_item(out, sp, v); break;
-            case SP_DATE: date_item(out, sp, v); break;
-            case SP_NUMBER: number_item(out, sp, v); break;
-            case SP_QUANTITY: quantity_item(out, sp, v); break;
-            case SP_URI: uri_item(out, sp, v); break;
-            default: break;
-            }
-        }
-        fp_result_cleanup(&result);
     }
     return 0;
 }

@@ -89,6 +89,8 @@ static void param_free(SearchParam *p)
     free(p->base);
     free(p->expression);
     fhirpath_free(p->path);
+    fhirpath_free(p->group_path);
+    fhirpath_free(p->rel_path);
     for (size_t i = 0; i < p->ntargets; i++)
         free(p->targets[i]);
     free(p->targets);
@@ -299,6 +301,39 @@ static void disable(FhirRegistry *r, int t, size_t i)
     tp->n--;
 }
 
+/* A correlation group: each listed parameter's expression must start with the group path; the
+ * rest is compiled relative to one group element. */
+static int group_add(FhirRegistry *r, json_t *g, int id, Diag *d)
+{
+    const char *base = json_str(g, "base"), *path = json_str(g, "path");
+    int t = base ? type_index(base) : -1;
+    if (t < 0 || !path)
+        return diag_set(d, ERR_INVALID, "groupe de corrélation sans base ou chemin valide");
+    size_t plen = strlen(path);
+    json_t *c;
+    size_t i;
+    json_array_foreach(json_object_get(g, "params"), i, c)
+    {
+        const char *code = json_string_value(c);
+        SearchParam *p = NULL;
+        for (size_t k = 0; code && k < r->by_type[t].n; k++)
+            if (strcmp(r->by_type[t].items[k]->code, code) == 0)
+                p = r->by_type[t].items[k];
+        if (!p || !p->expression || strncmp(p->expression, path, plen) != 0 ||
+            p->expression[plen] != '.')
+            return diag_set(d, ERR_INVALID,
+                            "groupe %s : le paramètre %s n'existe pas ou ne part pas de %s",
+                            json_str(g, "name"), code ? code : "?", path);
+        Diag pd = {{0}, {0}};
+        if (fhirpath_compile(path, &p->group_path, &pd) != 0 ||
+            fhirpath_compile(p->expression + plen + 1, &p->rel_path, &pd) != 0)
+            return diag_set(d, ERR_INVALID, "groupe %s, paramètre %s : %s", json_str(g, "name"),
+                            code, pd.msg);
+        p->group = id;
+    }
+    return 0;
+}
+
 int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d)
 {
     int rc = 0;
@@ -334,7 +369,15 @@ int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d)
                     if (strcmp(r->by_type[t].items[k]->url, url) == 0)
                         disable(r, t, k);
         }
+        int group = 0;
+        json_array_foreach(json_object_get(doc, "groups"), i, c)
+        {
+            if ((rc = group_add(r, c, ++group, d)) != 0)
+                break;
+        }
         json_decref(doc);
+        if (rc != 0)
+            return rc;
     }
     for (int t = 0; types[t].name; t++)
         for (size_t i = 0; i < r->by_type[t].n; i++) {

@@ -304,6 +304,7 @@ static int parse_has(const FhirRegistry *reg, SearchPlan *p, const char *type, c
     c->chain_type = src;
     c->chain = arena_alloc(PA(p), sizeof *c->chain);
     memset(c->chain, 0, sizeof *c->chain);
+    c->nchain = 1;
     (void)type;
     return parse_clause(reg, p, src, colon2 + 1, value, depth + 1, c->chain, d);
 }
@@ -377,6 +378,7 @@ static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type
         c->chain_type = target;
         c->chain = arena_alloc(PA(p), sizeof *c->chain);
         memset(c->chain, 0, sizeof *c->chain);
+        c->nchain = 1;
         return parse_clause(reg, p, target, dot + 1, value, depth + 1, c->chain, d);
     }
 
@@ -495,6 +497,35 @@ static void url_encode(Buf *b, const char *s)
     }
 }
 
+/* Merge forward chains through the same reference (same parameter, target type): their
+ * criteria then hold on one target resource, as ROR queries such as
+ * `location.capacity-status=02&location.nb-capacity=gt0` mean. Recursive on the merged chains. */
+static void chains_merge(SearchPlan *p, SearchClause *cs, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        SearchClause *a = &cs[i];
+        if (!a->chain || a->reverse)
+            continue;
+        for (size_t j = i + 1; j < *n;) {
+            SearchClause *b = &cs[j];
+            if (b->chain && !b->reverse && b->sp == a->sp &&
+                strcmp(b->chain_type, a->chain_type) == 0) {
+                SearchClause *merged =
+                    arena_alloc(PA(p), (a->nchain + b->nchain) * sizeof *merged);
+                memcpy(merged, a->chain, a->nchain * sizeof *merged);
+                memcpy(merged + a->nchain, b->chain, b->nchain * sizeof *merged);
+                a->chain = merged;
+                a->nchain += b->nchain;
+                memmove(b, b + 1, (*n - j - 1) * sizeof *b);
+                (*n)--;
+            } else {
+                j++;
+            }
+        }
+        chains_merge(p, a->chain, &a->nchain);
+    }
+}
+
 static bool is_ignorable(const char *name)
 {
     return strcmp(name, "_format") == 0 || strcmp(name, "_pretty") == 0;
@@ -590,6 +621,7 @@ int fhir_search_parse(const FhirRegistry *reg, const char *type, const QueryPara
         search_plan_free(p);
         return rc;
     }
+    chains_merge(p, clauses.items, &clauses.n);
     p->clauses = clauses.items;
     p->nclauses = clauses.n;
     p->includes = incs.items;

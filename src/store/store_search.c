@@ -110,50 +110,62 @@ static const char *table_of(SpType t)
     }
 }
 
-static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValue *v)
+/* Append `s` with each '@' replaced by the column prefix `pre` ("" or "g1."). */
+static void sql_addc(Sql *q, const char *pre, const char *s)
+{
+    for (const char *at; (at = strchr(s, '@')) != NULL; s = at + 1) {
+        buf_add(&q->text, s, (size_t)(at - s));
+        buf_adds(&q->text, pre);
+    }
+    buf_adds(&q->text, s);
+}
+
+/* One value's condition on the columns of the clause's index table, prefixed by `pre`. */
+static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValue *v,
+                       const char *pre)
 {
     switch (clause_kind(c)) {
     case SP_TOKEN:
         if (c->mod == MOD_TEXT) {
-            sql_add(q, "instr(text, ");
+            sql_addc(q, pre, "instr(@text, ");
             sql_text(q, v->str);
             sql_add(q, ") > 0");
             break;
         }
         sql_add(q, "(1");
         if (v->code) {
-            sql_add(q, " AND code = ");
+            sql_addc(q, pre, " AND @code = ");
             sql_text(q, v->code);
         }
         if (v->system && *v->system) {
-            sql_add(q, " AND system = ");
+            sql_addc(q, pre, " AND @system = ");
             sql_text(q, v->system);
         } else if (v->system) {
-            sql_add(q, " AND system IS NULL");
+            sql_addc(q, pre, " AND @system IS NULL");
         }
         sql_add(q, ")");
         break;
     case SP_STRING:
         if (c->mod == MOD_EXACT) {
-            sql_add(q, "raw = ");
+            sql_addc(q, pre, "@raw = ");
             sql_text(q, v->str);
         } else if (c->mod == MOD_CONTAINS) {
-            sql_add(q, "instr(folded, ");
+            sql_addc(q, pre, "instr(@folded, ");
             sql_text(q, v->str);
             sql_add(q, ") > 0");
         } else { /* starts with: an index range */
-            sql_add(q, "(folded >= ");
+            sql_addc(q, pre, "(@folded >= ");
             sql_text(q, v->str);
-            sql_add(q, " AND folded < ");
+            sql_addc(q, pre, " AND @folded < ");
             sql_text(q, arena_printf(a, "%s\xff", v->str));
             sql_add(q, ")");
         }
         break;
     case SP_REFERENCE:
-        sql_add(q, "(tid = ");
+        sql_addc(q, pre, "(@tid = ");
         sql_text(q, v->str);
         if (v->ref_type) {
-            sql_add(q, " AND ttype = ");
+            sql_addc(q, pre, " AND @ttype = ");
             sql_text(q, v->ref_type);
         }
         sql_add(q, ")");
@@ -162,34 +174,34 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
         switch (v->prefix) {
         case PFX_EQ:
         case PFX_NE:
-            sql_add(q, v->prefix == PFX_NE ? "NOT (lo >= " : "(lo >= ");
+            sql_addc(q, pre, v->prefix == PFX_NE ? "NOT (@lo >= " : "(@lo >= ");
             sql_int(q, v->lo);
-            sql_add(q, " AND hi <= ");
+            sql_addc(q, pre, " AND @hi <= ");
             sql_int(q, v->hi);
             sql_add(q, ")");
             break;
-        case PFX_GT: sql_add(q, "hi > "); sql_int(q, v->hi); break;
-        case PFX_LT: sql_add(q, "lo < "); sql_int(q, v->lo); break;
+        case PFX_GT: sql_addc(q, pre, "@hi > "); sql_int(q, v->hi); break;
+        case PFX_LT: sql_addc(q, pre, "@lo < "); sql_int(q, v->lo); break;
         case PFX_GE:
         case PFX_LE:
-            sql_add(q, v->prefix == PFX_GE ? "(hi > " : "(lo < ");
+            sql_addc(q, pre, v->prefix == PFX_GE ? "(@hi > " : "(@lo < ");
             sql_int(q, v->prefix == PFX_GE ? v->hi : v->lo);
-            sql_add(q, " OR (lo >= ");
+            sql_addc(q, pre, " OR (@lo >= ");
             sql_int(q, v->lo);
-            sql_add(q, " AND hi <= ");
+            sql_addc(q, pre, " AND @hi <= ");
             sql_int(q, v->hi);
             sql_add(q, "))");
             break;
-        case PFX_SA: sql_add(q, "lo > "); sql_int(q, v->hi); break;
-        case PFX_EB: sql_add(q, "hi < "); sql_int(q, v->lo); break;
+        case PFX_SA: sql_addc(q, pre, "@lo > "); sql_int(q, v->hi); break;
+        case PFX_EB: sql_addc(q, pre, "@hi < "); sql_int(q, v->lo); break;
         case PFX_AP: {
             /* approximately: within 10 % of the distance from now, at least a day */
             int64_t gap = llabs(time_now_ms() - v->lo) / 10;
             if (gap < 86400000)
                 gap = 86400000;
-            sql_add(q, "(lo <= ");
+            sql_addc(q, pre, "(@lo <= ");
             sql_int(q, v->hi + gap);
-            sql_add(q, " AND hi >= ");
+            sql_addc(q, pre, " AND @hi >= ");
             sql_int(q, v->lo - gap);
             sql_add(q, ")");
             break;
@@ -202,20 +214,20 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
         switch (v->prefix) {
         case PFX_EQ:
         case PFX_NE:
-            sql_add(q, v->prefix == PFX_NE ? "NOT (value >= " : "(value >= ");
+            sql_addc(q, pre, v->prefix == PFX_NE ? "NOT (@value >= " : "(@value >= ");
             sql_real(q, v->num_lo);
-            sql_add(q, " AND value < ");
+            sql_addc(q, pre, " AND @value < ");
             sql_real(q, v->num_hi);
             sql_add(q, ")");
             break;
         case PFX_GT:
-        case PFX_SA: sql_add(q, "value > "); sql_real(q, v->num); break;
+        case PFX_SA: sql_addc(q, pre, "@value > "); sql_real(q, v->num); break;
         case PFX_LT:
-        case PFX_EB: sql_add(q, "value < "); sql_real(q, v->num); break;
-        case PFX_GE: sql_add(q, "value >= "); sql_real(q, v->num); break;
-        case PFX_LE: sql_add(q, "value <= "); sql_real(q, v->num); break;
+        case PFX_EB: sql_addc(q, pre, "@value < "); sql_real(q, v->num); break;
+        case PFX_GE: sql_addc(q, pre, "@value >= "); sql_real(q, v->num); break;
+        case PFX_LE: sql_addc(q, pre, "@value <= "); sql_real(q, v->num); break;
         case PFX_AP:
-            sql_add(q, "value BETWEEN ");
+            sql_addc(q, pre, "@value BETWEEN ");
             sql_real(q, v->num - fabs(v->num) * 0.1);
             sql_add(q, " AND ");
             sql_real(q, v->num + fabs(v->num) * 0.1);
@@ -223,11 +235,11 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
         }
         if (clause_kind(c) == SP_QUANTITY) {
             if (v->system) {
-                sql_add(q, " AND system = ");
+                sql_addc(q, pre, " AND @system = ");
                 sql_text(q, v->system);
             }
             if (v->code) {
-                sql_add(q, " AND code = ");
+                sql_addc(q, pre, " AND @code = ");
                 sql_text(q, v->code);
             }
         }
@@ -235,17 +247,17 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
         break;
     case SP_URI:
         if (c->mod == MOD_BELOW) {
-            sql_add(q, "(uri >= ");
+            sql_addc(q, pre, "(@uri >= ");
             sql_text(q, v->str);
-            sql_add(q, " AND uri < ");
+            sql_addc(q, pre, " AND @uri < ");
             sql_text(q, arena_printf(a, "%s\xff", v->str));
             sql_add(q, ")");
         } else if (c->mod == MOD_ABOVE) {
             sql_add(q, "instr(");
             sql_text(q, v->str);
-            sql_add(q, ", uri) = 1");
+            sql_addc(q, pre, ", @uri) = 1");
         } else {
-            sql_add(q, "uri = ");
+            sql_addc(q, pre, "@uri = ");
             sql_text(q, v->str);
         }
         break;
@@ -253,6 +265,21 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
         sql_add(q, "0");
         break;
     }
+}
+
+static void emit_conds(Sql *q, Arena *a, const SearchClause *cs, size_t n, const char *type,
+                       const char *pkcol);
+
+/* The OR of a clause's values, on the columns of its index table (alias-free). */
+static void emit_values(Sql *q, Arena *a, const SearchClause *c, const char *pre)
+{
+    sql_add(q, "(");
+    for (size_t i = 0; i < c->nvalues; i++) {
+        if (i)
+            sql_add(q, " OR ");
+        value_cond(q, a, c, &c->values[i], pre);
+    }
+    sql_add(q, ")");
 }
 
 /* A subquery yielding the pk of every live resource of `type` that matches `c`. */
@@ -264,8 +291,10 @@ static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
         sql_text(q, arena_printf(a, "%s.%s", c->chain_type, c->sp->code));
         sql_add(q, " AND s.ttype = ");
         sql_text(q, type);
-        sql_add(q, " AND s.res IN (");
-        emit_set(q, a, c->chain, c->chain_type);
+        sql_add(q, " AND s.res IN (SELECT t.pk FROM resource t WHERE t.type = ");
+        sql_text(q, c->chain_type);
+        sql_add(q, " AND t.deleted = 0");
+        emit_conds(q, a, c->chain, c->nchain, c->chain_type, "t.pk");
         sql_add(q, ")");
         return;
     }
@@ -275,9 +304,8 @@ static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
         sql_text(q, arena_printf(a, "%s.%s", type, c->sp->code));
         sql_add(q, " AND t.type = ");
         sql_text(q, c->chain_type);
-        sql_add(q, " AND t.deleted = 0 AND t.pk IN (");
-        emit_set(q, a, c->chain, c->chain_type);
-        sql_add(q, ")");
+        sql_add(q, " AND t.deleted = 0");
+        emit_conds(q, a, c->chain, c->nchain, c->chain_type, "t.pk");
         return;
     }
     bool negate = c->mod == MOD_NOT || (c->mod == MOD_MISSING && c->values[0].missing);
@@ -291,16 +319,90 @@ static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
     sql_add(q, " WHERE param = ");
     sql_text(q, arena_printf(a, "%s.%s", type, c->param));
     if (c->mod != MOD_MISSING) {
-        sql_add(q, " AND (");
-        for (size_t i = 0; i < c->nvalues; i++) {
-            if (i)
-                sql_add(q, " OR ");
-            value_cond(q, a, c, &c->values[i]);
-        }
-        sql_add(q, ")");
+        sql_add(q, " AND ");
+        emit_values(q, a, c, "");
     }
     if (negate)
         sql_add(q, ")");
+}
+
+/* Does the clause take part in its parameter's correlation group? (Negations and chains keep
+ * their own set semantics.) */
+static int clause_group(const SearchClause *c)
+{
+    if (c->chain || c->reverse || c->mod == MOD_NOT || c->mod == MOD_MISSING ||
+        c->mod == MOD_IDENTIFIER || c->mod == MOD_OF_TYPE)
+        return 0;
+    return c->sp->group;
+}
+
+/* The clauses of one correlation group as ONE subquery: a self-join of the index tables on
+ * (res, grp), so every criterion holds on the same group element. */
+static void emit_group(Sql *q, Arena *a, const SearchClause *cs, size_t n, int group,
+                       const char *type)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (clause_group(&cs[i]) != group)
+            continue;
+        char alias[16];
+        snprintf(alias, sizeof alias, "g%zu", k);
+        if (k == 0) {
+            sql_add(q, "SELECT g0.res FROM ");
+            sql_add(q, table_of(clause_kind(&cs[i])));
+            sql_add(q, " g0");
+        } else {
+            sql_add(q, " JOIN ");
+            sql_add(q, table_of(clause_kind(&cs[i])));
+            sql_add(q, arena_printf(a, " %s ON %s.res = g0.res AND %s.grp = g0.grp", alias,
+                                    alias, alias));
+        }
+        k++;
+    }
+    sql_add(q, " WHERE g0.grp > 0");
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (clause_group(&cs[i]) != group)
+            continue;
+        char pre[16];
+        snprintf(pre, sizeof pre, "g%zu.", k);
+        sql_add(q, arena_printf(a, " AND g%zu.param = ", k));
+        sql_text(q, arena_printf(a, "%s.%s", type, cs[i].param));
+        sql_add(q, " AND ");
+        emit_values(q, a, &cs[i], pre);
+        k++;
+    }
+}
+
+/* AND of clauses on resources of `type` whose pk is `pkcol`. */
+static void emit_conds(Sql *q, Arena *a, const SearchClause *cs, size_t n, const char *type,
+                       const char *pkcol)
+{
+    int done[64];
+    size_t ndone = 0;
+    for (size_t i = 0; i < n; i++) {
+        int g = clause_group(&cs[i]);
+        if (g) {
+            bool seen = false;
+            for (size_t k = 0; k < ndone; k++)
+                seen |= done[k] == g;
+            if (seen)
+                continue;
+            if (ndone < 64)
+                done[ndone++] = g;
+            sql_add(q, " AND ");
+            sql_add(q, pkcol);
+            sql_add(q, " IN (");
+            emit_group(q, a, cs, n, g, type);
+            sql_add(q, ")");
+            continue;
+        }
+        sql_add(q, " AND ");
+        sql_add(q, pkcol);
+        sql_add(q, " IN (");
+        emit_set(q, a, &cs[i], type);
+        sql_add(q, ")");
+    }
 }
 
 static void emit_where(Sql *q, Arena *a, const SearchPlan *p)
@@ -308,11 +410,7 @@ static void emit_where(Sql *q, Arena *a, const SearchPlan *p)
     sql_add(q, " WHERE r.type = ");
     sql_text(q, p->type);
     sql_add(q, " AND r.deleted = 0");
-    for (size_t i = 0; i < p->nclauses; i++) {
-        sql_add(q, " AND r.pk IN (");
-        emit_set(q, a, &p->clauses[i], p->type);
-        sql_add(q, ")");
-    }
+    emit_conds(q, a, p->clauses, p->nclauses, p->type, "r.pk");
 }
 
 /* ------------------------------------------------------------------ sorting and cursors */

@@ -25,30 +25,32 @@ static const char *const migrations[] = {
     "  last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, author TEXT NOT NULL,"
     "  body TEXT NOT NULL, PRIMARY KEY(res, version)) WITHOUT ROWID;"
     "CREATE TABLE sp_token(res INTEGER NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT,"
-    "  text TEXT);"
+    "  text TEXT, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_token_code ON sp_token(param, code, system);"
     "CREATE INDEX sp_token_res ON sp_token(res);"
     "CREATE TABLE sp_string(res INTEGER NOT NULL, param TEXT NOT NULL, folded TEXT NOT NULL,"
-    "  raw TEXT NOT NULL);"
+    "  raw TEXT NOT NULL, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_string_value ON sp_string(param, folded);"
     "CREATE INDEX sp_string_res ON sp_string(res);"
     "CREATE TABLE sp_reference(res INTEGER NOT NULL, param TEXT NOT NULL, ttype TEXT,"
-    "  tid TEXT, raw TEXT);"
+    "  tid TEXT, raw TEXT, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_reference_target ON sp_reference(param, ttype, tid);"
     "CREATE INDEX sp_reference_tid ON sp_reference(ttype, tid);"
     "CREATE INDEX sp_reference_res ON sp_reference(res);"
     "CREATE TABLE sp_date(res INTEGER NOT NULL, param TEXT NOT NULL, lo INTEGER NOT NULL,"
-    "  hi INTEGER NOT NULL);"
+    "  hi INTEGER NOT NULL, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_date_lo ON sp_date(param, lo);"
     "CREATE INDEX sp_date_res ON sp_date(res);"
-    "CREATE TABLE sp_number(res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL);"
+    "CREATE TABLE sp_number(res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL,"
+    "  grp INTEGER NOT NULL);"
     "CREATE INDEX sp_number_value ON sp_number(param, value);"
     "CREATE INDEX sp_number_res ON sp_number(res);"
     "CREATE TABLE sp_quantity(res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL,"
-    "  system TEXT, code TEXT);"
+    "  system TEXT, code TEXT, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_quantity_value ON sp_quantity(param, value);"
     "CREATE INDEX sp_quantity_res ON sp_quantity(res);"
-    "CREATE TABLE sp_uri(res INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL);"
+    "CREATE TABLE sp_uri(res INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL,"
+    "  grp INTEGER NOT NULL);"
     "CREATE INDEX sp_uri_value ON sp_uri(param, uri);"
     "CREATE INDEX sp_uri_res ON sp_uri(res);",
     /* 2: live resources of a type in pk order (search pages, counts) without a sort */
@@ -613,13 +615,13 @@ static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char 
         const IndexRow *r = &rows.rows[i];
         const char *sql;
         switch (r->kind) {
-        case SP_TOKEN: sql = "INSERT INTO sp_token VALUES(?1,?2,?3,?4,?5)"; break;
-        case SP_STRING: sql = "INSERT INTO sp_string VALUES(?1,?2,?3,?4)"; break;
-        case SP_REFERENCE: sql = "INSERT INTO sp_reference VALUES(?1,?2,?3,?4,?5)"; break;
-        case SP_DATE: sql = "INSERT INTO sp_date VALUES(?1,?2,?3,?4)"; break;
-        case SP_NUMBER: sql = "INSERT INTO sp_number VALUES(?1,?2,?3)"; break;
-        case SP_QUANTITY: sql = "INSERT INTO sp_quantity VALUES(?1,?2,?3,?4,?5)"; break;
-        case SP_URI: sql = "INSERT INTO sp_uri VALUES(?1,?2,?3)"; break;
+        case SP_TOKEN: sql = "INSERT INTO sp_token VALUES(?1,?2,?3,?4,?5,?6)"; break;
+        case SP_STRING: sql = "INSERT INTO sp_string VALUES(?1,?2,?3,?4,?6)"; break;
+        case SP_REFERENCE: sql = "INSERT INTO sp_reference VALUES(?1,?2,?3,?4,?5,?6)"; break;
+        case SP_DATE: sql = "INSERT INTO sp_date VALUES(?1,?2,?3,?4,?6)"; break;
+        case SP_NUMBER: sql = "INSERT INTO sp_number VALUES(?1,?2,?3,?6)"; break;
+        case SP_QUANTITY: sql = "INSERT INTO sp_quantity VALUES(?1,?2,?3,?4,?5,?6)"; break;
+        case SP_URI: sql = "INSERT INTO sp_uri VALUES(?1,?2,?3,?6)"; break;
         default: continue;
         }
         if ((r->kind == SP_STRING || r->kind == SP_URI) && !r->s1)
@@ -632,6 +634,7 @@ static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char 
         snprintf(key, sizeof key, "%s.%s", type, r->param);
         sqlite3_bind_int64(st, 1, pk);
         sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 6, r->grp);
         switch (r->kind) {
         case SP_DATE:
             sqlite3_bind_int64(st, 3, r->lo);

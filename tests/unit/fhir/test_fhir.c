@@ -250,6 +250,46 @@ static void test_parse_unknown_and_chains(void **state)
     search_plan_free(p);
 }
 
+static void test_correlation_groups(void **state)
+{
+    (void)state;
+    /* index rows of the capacity parameters carry their capacity instance */
+    json_t *loc = demo_resource("Location", "loc-pitie-rea");
+    IndexRows rows;
+    index_rows_init(&rows);
+    assert_int_equal(fhir_index_extract(reg, "Location", loc, &rows, NULL), 0);
+    int max_grp = 0, status_rows = 0;
+    for (size_t i = 0; i < rows.n; i++) {
+        const IndexRow *r = &rows.rows[i];
+        if (strcmp(r->param, "capacity-status") == 0) {
+            status_rows++;
+            assert_true(r->grp >= 1);
+            if (r->grp > max_grp)
+                max_grp = r->grp;
+        } else if (strcmp(r->param, "commune-cog") == 0) {
+            assert_int_equal(r->grp, 0);
+        }
+    }
+    assert_true(status_rows >= 2);
+    assert_int_equal(max_grp, status_rows); /* one status per capacity instance */
+    index_rows_cleanup(&rows);
+    assert_int_not_equal(fhir_registry_param(reg, "Location", "nb-capacity")->group, 0);
+    assert_int_equal(fhir_registry_param(reg, "Location", "nb-capacity")->group,
+                     fhir_registry_param(reg, "Location", "capacity-status")->group);
+    assert_int_equal(fhir_registry_param(reg, "Location", "name")->group, 0);
+
+    /* chains through the same reference are merged: criteria hold on one target */
+    SearchPlan *p = NULL;
+    const char *q[] = {"location.capacity-status", "02", "location.nb-capacity", "gt0",
+                       "organization.name", "x"};
+    assert_int_equal(parse("HealthcareService", q, 3, true, &p, NULL), 0);
+    assert_int_equal(p->nclauses, 2);
+    assert_int_equal(p->clauses[0].nchain, 2);
+    assert_string_equal(p->clauses[0].chain[1].sp->code, "nb-capacity");
+    assert_int_equal(p->clauses[1].nchain, 1);
+    search_plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_parse_values),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_parse_unknown_and_chains),
+        cmocka_unit_test(test_correlation_groups),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
