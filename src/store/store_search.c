@@ -291,7 +291,7 @@ static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
         sql_text(q, arena_printf(a, "%s.%s", c->chain_type, c->sp->code));
         sql_add(q, " AND s.ttype = ");
         sql_text(q, type);
-        sql_add(q, " AND s.res IN (SELECT t.pk FROM resource t WHERE t.type = ");
+        sql_add(q, " AND t.deleted = 0 AND s.res IN (SELECT t.pk FROM resource t WHERE t.type = ");
         sql_text(q, c->chain_type);
         sql_add(q, " AND t.deleted = 0");
         emit_conds(q, a, c->chain, c->nchain, c->chain_type, "t.pk");
@@ -374,12 +374,13 @@ static void emit_group(Sql *q, Arena *a, const SearchClause *cs, size_t n, int g
     }
 }
 
-/* AND of clauses on resources of `type` whose pk is `pkcol`. */
-static void emit_conds(Sql *q, Arena *a, const SearchClause *cs, size_t n, const char *type,
-                       const char *pkcol)
+/* Each independent criterion (a clause, or a whole correlation group) as a set of pks, written
+ * between `open` and `close`; `first` replaces `open` for the first one. Returns the count. */
+static size_t emit_units(Sql *q, Arena *a, const SearchClause *cs, size_t n, const char *type,
+                         const char *first, const char *open, const char *close)
 {
     int done[64];
-    size_t ndone = 0;
+    size_t ndone = 0, units = 0;
     for (size_t i = 0; i < n; i++) {
         int g = clause_group(&cs[i]);
         if (g) {
@@ -390,18 +391,46 @@ static void emit_conds(Sql *q, Arena *a, const SearchClause *cs, size_t n, const
                 continue;
             if (ndone < 64)
                 done[ndone++] = g;
-            sql_add(q, " AND ");
-            sql_add(q, pkcol);
-            sql_add(q, " IN (");
-            emit_group(q, a, cs, n, g, type);
-            sql_add(q, ")");
-            continue;
         }
-        sql_add(q, " AND ");
-        sql_add(q, pkcol);
-        sql_add(q, " IN (");
-        emit_set(q, a, &cs[i], type);
-        sql_add(q, ")");
+        sql_add(q, units++ ? open : first);
+        if (g)
+            emit_group(q, a, cs, n, g, type);
+        else
+            emit_set(q, a, &cs[i], type);
+        sql_add(q, close);
+    }
+    return units;
+}
+
+/* AND of clauses on resources of `type` whose pk is `pkcol`. */
+static void emit_conds(Sql *q, Arena *a, const SearchClause *cs, size_t n, const char *type,
+                       const char *pkcol)
+{
+    const char *open = arena_printf(a, " AND %s IN (", pkcol);
+    emit_units(q, a, cs, n, type, open, open, ")");
+}
+
+/* The number of matches. The criteria's sets hold only live resources of the type (index rows
+ * are removed with their resource), so their intersection is counted without touching
+ * `resource`. */
+static void emit_count(Sql *q, Arena *a, const SearchPlan *p)
+{
+    if (p->nclauses == 0) {
+        sql_add(q, "SELECT count(*) FROM resource r WHERE r.type = ");
+        sql_text(q, p->type);
+        sql_add(q, " AND r.deleted = 0");
+        return;
+    }
+    size_t mark = q->text.len, nbinds = q->n;
+    sql_add(q, "SELECT count(*) FROM (");
+    size_t units = emit_units(q, a, p->clauses, p->nclauses, p->type, "", " INTERSECT ", "");
+    sql_add(q, ")");
+    if (units == 1) { /* one set may repeat a pk (several matching values): count it once */
+        q->text.len = mark;
+        q->n = nbinds;
+        sql_add(q, "SELECT count(*) FROM (SELECT DISTINCT * FROM (");
+        emit_units(q, a, p->clauses, p->nclauses, p->type, "", "", "");
+        sql_add(q, "))");
     }
 }
 
@@ -696,8 +725,7 @@ int search_run(Conn *c, Arena *a, const SearchPlan *p, StorePage *out, Diag *d)
 
     if (p->total == TOTAL_ACCURATE || p->summary_count || p->count == 0) {
         sql_init(&q);
-        sql_add(&q, "SELECT count(*) FROM resource r");
-        emit_where(&q, a, p);
+        emit_count(&q, a, p);
         sqlite3_stmt *st = conn_stmt(c, q.text.p, d);
         if (!st) {
             sql_cleanup(&q);
