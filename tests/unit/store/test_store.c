@@ -311,6 +311,59 @@ static void test_search_paging(void **state)
     store_close(s);
 }
 
+static int64_t search_total(Store *s, const QueryParam *q, size_t n, size_t *nmatches)
+{
+    SearchPlan *plan = NULL;
+    Diag d = {{0}, {0}};
+    if (fhir_search_parse(reg, "Organization", q, n, true, &plan, &d) != 0)
+        fail_msg("parse: %s", d.msg);
+    Arena a;
+    arena_init(&a);
+    StorePage pg;
+    assert_int_equal(store_search(s, &a, plan, &pg, &d), 0);
+    *nmatches = pg.nmatches;
+    arena_cleanup(&a);
+    search_plan_free(plan);
+    return pg.total;
+}
+
+static void test_search_counts(void **state)
+{
+    (void)state;
+    Store *s = open_store("counts");
+    static const char *bodies[] = {
+        "{\"resourceType\":\"Organization\",\"name\":\"Centre A\",\"alias\":[\"Centre A bis\"],"
+        "\"active\":true}",
+        "{\"resourceType\":\"Organization\",\"name\":\"Centre B\",\"active\":false}",
+        "{\"resourceType\":\"Organization\",\"name\":\"Clinique C\",\"active\":true}",
+        "{\"resourceType\":\"Organization\",\"name\":\"Centre D\",\"active\":true}",
+    };
+    const char *ids[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        PutCtx c = {.type = "Organization", .id = ids[i], .text = bodies[i]};
+        assert_int_equal(put(s, &c), 0);
+        arena_cleanup(&c.arena);
+    }
+    DelCtx dc = {.id = "d"};
+    arena_init(&dc.arena);
+    assert_int_equal(store_write(s, txn_del, &dc, NULL), 0);
+    arena_cleanup(&dc.arena);
+
+    size_t n;
+    QueryParam q1[] = {{"name", "centre"}}; /* a matches twice (name, alias): counted once */
+    assert_int_equal(search_total(s, q1, 1, &n), 2);
+    assert_int_equal(n, 2);
+    QueryParam q2[] = {{"name", "centre"}, {"active", "true"}};
+    assert_int_equal(search_total(s, q2, 2, &n), 1);
+    assert_int_equal(n, 1);
+    QueryParam q3[] = {{"active:not", "true"}};
+    assert_int_equal(search_total(s, q3, 1, &n), 1); /* b; d is deleted */
+    QueryParam q4[] = {{"_count", "1"}};
+    assert_int_equal(search_total(s, q4, 1, &n), 3);
+    assert_int_equal(n, 1);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_search_paging),
+        cmocka_unit_test(test_search_counts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
