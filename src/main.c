@@ -49,8 +49,12 @@ static void on_commit(void *ctx, const StoreChange *changes, size_t n)
     Events *ev = ctx;
     EventChange *ec = xcalloc(n ? n : 1, sizeof *ec);
     for (size_t i = 0; i < n; i++)
-        ec[i] = (EventChange){0, changes[i].type, changes[i].id, changes[i].version,
-                              changes[i].last_updated, changes[i].deleted};
+        ec[i] = (EventChange){0,
+                              changes[i].type,
+                              changes[i].id,
+                              changes[i].version,
+                              changes[i].last_updated,
+                              changes[i].deleted};
     events_publish(ev, ec, n);
     free(ec);
 }
@@ -139,10 +143,14 @@ static int cmd_serve(int argc, char **argv)
     int port = 8080, threads = 8;
     size_t max_body = 8u << 20;
     static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},    {"port", required_argument, NULL, 'p'},
-        {"bind", required_argument, NULL, 'b'},    {"threads", required_argument, NULL, 't'},
-        {"max-body", required_argument, NULL, 'm'}, {"seed", required_argument, NULL, 's'},
-        {"spec", required_argument, NULL, 'S'},    {"help", no_argument, NULL, 'h'},
+        {"data", required_argument, NULL, 'd'},
+        {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 't'},
+        {"max-body", required_argument, NULL, 'm'},
+        {"seed", required_argument, NULL, 's'},
+        {"spec", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -196,13 +204,13 @@ static int cmd_serve(int argc, char **argv)
             rc = seed_load(store, seed, &d);
     }
     if (rc == 0) {
-        ApiOptions ao = {.store = store, .reg = reg, .base_path = "/fhir",
-                         .software_version = ROR_VERSION};
+        ApiOptions ao = {
+            .store = store, .reg = reg, .base_path = "/fhir", .software_version = ROR_VERSION};
         api = api_new(&ao);
         http = http_server_new();
         api_routes(api, http);
-        HttpOptions ho = {.bind = bind, .port = port, .threads = threads, .max_body = max_body,
-                          .timeout_s = 60};
+        HttpOptions ho = {
+            .bind = bind, .port = port, .threads = threads, .max_body = max_body, .timeout_s = 60};
         rc = http_start(http, &ho, &d);
     }
     if (rc == 0) {

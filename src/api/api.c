@@ -223,8 +223,8 @@ static bool prefer_strict(HttpRequest *r)
 static void respond_version(HttpRequest *r, int status, const StoredResource *s, Api *a)
 {
     version_headers(r, s);
-    char *loc = arena_printf(&r->arena, "%s%s/%s/%s/_history/%lld", r->base_url, a->base,
-                             s->type, s->id, (long long)s->version);
+    char *loc = arena_printf(&r->arena, "%s%s/%s/%s/_history/%lld", r->base_url, a->base, s->type,
+                             s->id, (long long)s->version);
     http_header_set(r, "Content-Location", loc);
     if (status == 201)
         http_header_set(r, "Location", loc);
@@ -247,8 +247,7 @@ static void h_metadata(HttpRequest *r, void *ctx)
 static void h_read(HttpRequest *r, void *ctx)
 {
     Api *a = ctx;
-    if (!type_or_respond(r, FHIR_READ) || !id_or_respond(r, r->params[1]) ||
-        !accept_or_respond(r))
+    if (!type_or_respond(r, FHIR_READ) || !id_or_respond(r, r->params[1]) || !accept_or_respond(r))
         return;
     StoredResource s;
     Diag d = {{0}, {0}};
@@ -273,8 +272,7 @@ static void h_read(HttpRequest *r, void *ctx)
 static void h_vread(HttpRequest *r, void *ctx)
 {
     Api *a = ctx;
-    if (!type_or_respond(r, FHIR_VREAD) || !id_or_respond(r, r->params[1]) ||
-        !accept_or_respond(r))
+    if (!type_or_respond(r, FHIR_VREAD) || !id_or_respond(r, r->params[1]) || !accept_or_respond(r))
         return;
     char *end;
     long long v = strtoll(r->params[2], &end, 10);
@@ -305,8 +303,9 @@ static void bundle_open(Buf *b, const char *type)
     char id[37], ts[32];
     uuid_v4(id);
     time_format_instant(time_now_ms(), ts);
-    buf_printf(b, "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"meta\":{\"lastUpdated\":\"%s\"},"
-                  "\"type\":\"%s\"",
+    buf_printf(b,
+               "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"meta\":{\"lastUpdated\":\"%s\"},"
+               "\"type\":\"%s\"",
                id, ts, type);
 }
 
@@ -326,8 +325,8 @@ static void h_history(HttpRequest *r, void *ctx)
     StoredResource *items;
     size_t n;
     Diag d = {{0}, {0}};
-    int rc = store_history(a->store, &r->arena, r->params[0], r->params[1], HISTORY_MAX, &items,
-                           &n, &d);
+    int rc =
+        store_history(a->store, &r->arena, r->params[0], r->params[1], HISTORY_MAX, &items, &n, &d);
     if (rc != 0) {
         http_fail(r, rc, &d);
         return;
@@ -350,10 +349,13 @@ static void h_history(HttpRequest *r, void *ctx)
         const char *method = s->deleted ? "DELETE" : s->version == 1 ? "POST" : "PUT";
         buf_printf(&b, ",\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"}", method, s->type,
                    s->id);
-        buf_printf(&b, ",\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
-                       "\"lastModified\":\"%s\"}}",
-                   s->deleted ? "204" : s->version == 1 ? "201" : "200", (long long)s->version,
-                   ts);
+        buf_printf(&b,
+                   ",\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
+                   "\"lastModified\":\"%s\"}}",
+                   s->deleted        ? "204"
+                   : s->version == 1 ? "201"
+                                     : "200",
+                   (long long)s->version, ts);
     }
     buf_adds(&b, "]}");
     if (b.overflow) {
@@ -494,8 +496,7 @@ static void h_search(HttpRequest *r, void *ctx)
     if (r->method == HTTP_POST) {
         const char *ct = http_header(r, "Content-Type");
         if (!media_type_is(ct, "application/x-www-form-urlencoded")) {
-            fail(r, ERR_MEDIA_TYPE, "%s",
-                 "_search attend application/x-www-form-urlencoded");
+            fail(r, ERR_MEDIA_TYPE, "%s", "_search attend application/x-www-form-urlencoded");
             return;
         }
         if (form_decode(r) != 0)
@@ -507,8 +508,8 @@ static void h_search(HttpRequest *r, void *ctx)
     }
     SearchPlan *plan = NULL;
     Diag d = {{0}, {0}};
-    int rc = fhir_search_parse(a->reg, r->params[0], r->query, r->nquery, prefer_strict(r),
-                               &plan, &d);
+    int rc =
+        fhir_search_parse(a->reg, r->params[0], r->query, r->nquery, prefer_strict(r), &plan, &d);
     if (rc != 0) {
         http_fail(r, rc, &d);
         return;
@@ -528,8 +529,8 @@ typedef struct WriteCtx {
     Api *api;
     HttpRequest *req;
     const char *type;
-    const char *id;         /* update/patch/delete target; NULL for create */
-    json_t *res;            /* create/update: the resource; patch: the Parameters */
+    const char *id; /* update/patch/delete target; NULL for create */
+    json_t *res;    /* create/update: the resource; patch: the Parameters */
     int64_t if_match;
     const SearchPlan *cond; /* conditional create (If-None-Exist) or conditional patch */
     StoredResource out;
@@ -553,8 +554,11 @@ static int txn_create(StoreTxn *t, void *vctx, Diag *d)
             return 0;
         }
     }
-    StorePut p = {.type = w->type, .res = w->res, .text = w->req->body,
-                  .len = w->req->body_len, .author = author_of(w->req)};
+    StorePut p = {.type = w->type,
+                  .res = w->res,
+                  .text = w->req->body,
+                  .len = w->req->body_len,
+                  .author = author_of(w->req)};
     w->status = 201;
     return store_txn_put(t, &w->req->arena, &p, &w->out, d);
 }
@@ -572,8 +576,12 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
                         "conflit de version : la ressource envoyée part de la version %s, la "
                         "version actuelle est %lld (relire puis réappliquer la modification)",
                         from, (long long)cur.version);
-    StorePut p = {.type = w->type, .id = w->id, .res = w->res, .text = w->req->body,
-                  .len = w->req->body_len, .if_match = w->if_match,
+    StorePut p = {.type = w->type,
+                  .id = w->id,
+                  .res = w->res,
+                  .text = w->req->body,
+                  .len = w->req->body_len,
+                  .if_match = w->if_match,
                   .author = author_of(w->req)};
     w->status = rc == ERR_NOT_FOUND ? 201 : 200;
     return store_txn_put(t, &w->req->arena, &p, &w->out, d);
@@ -594,9 +602,9 @@ static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
         }
         if (pg.nmatches > 1)
             return diag_set(d, ERR_MULTIPLE, "%s résultats : la cible du patch n'est pas unique",
-                            pg.total >= 0 ? arena_printf(&w->req->arena, "%lld",
-                                                         (long long)pg.total)
-                                          : "plusieurs");
+                            pg.total >= 0
+                                ? arena_printf(&w->req->arena, "%lld", (long long)pg.total)
+                                : "plusieurs");
         id = pg.matches[0].id;
     }
     StoredResource cur;
@@ -620,7 +628,10 @@ static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
     if (rc == 0)
         rc = fhir_resource_check(w->type, res, d);
     if (rc == 0) {
-        StorePut p = {.type = w->type, .id = id, .res = res, .if_match = cur.version,
+        StorePut p = {.type = w->type,
+                      .id = id,
+                      .res = res,
+                      .if_match = cur.version,
                       .author = author_of(w->req)};
         rc = store_txn_put(t, &w->req->arena, &p, &w->out, d);
     }
@@ -646,8 +657,8 @@ static void run_write(HttpRequest *r, WriteCtx *w, StoreTxnFn fn)
     }
     if (w->out.deleted) {
         version_headers(r, &w->out);
-        char *msg = arena_printf(&r->arena, "%s/%s supprimé (version %lld)", w->out.type,
-                                 w->out.id, (long long)w->out.version);
+        char *msg = arena_printf(&r->arena, "%s/%s supprimé (version %lld)", w->out.type, w->out.id,
+                                 (long long)w->out.version);
         char *body = fhir_outcome_text("information", "informational", msg, NULL);
         http_respond(r, 200, FHIR_JSON, body, strlen(body));
         return;
@@ -732,8 +743,8 @@ static void h_update(HttpRequest *r, void *ctx)
         http_fail(r, rc, &d);
         return;
     }
-    WriteCtx w = {.api = a, .req = r, .type = t->name, .id = r->params[1], .res = res,
-                  .if_match = if_match};
+    WriteCtx w = {
+        .api = a, .req = r, .type = t->name, .id = r->params[1], .res = res, .if_match = if_match};
     run_write(r, &w, txn_update);
     json_decref(res);
 }
@@ -751,8 +762,13 @@ static void patch_common(HttpRequest *r, Api *a, const char *id, SearchPlan *con
         fail(r, ERR_INVALID, "%s", "un patch FHIRPath (ressource Parameters) est attendu");
         return;
     }
-    WriteCtx w = {.api = a, .req = r, .type = t->name, .id = id, .res = params,
-                  .if_match = if_match, .cond = cond};
+    WriteCtx w = {.api = a,
+                  .req = r,
+                  .type = t->name,
+                  .id = id,
+                  .res = params,
+                  .if_match = if_match,
+                  .cond = cond};
     run_write(r, &w, txn_patch);
     json_decref(params);
 }
@@ -802,10 +818,10 @@ static void h_delete(HttpRequest *r, void *ctx)
 void api_routes(Api *a, HttpServer *s)
 {
     char p[256];
-#define ROUTE(methods, suffix, h)                                                              \
-    do {                                                                                       \
-        snprintf(p, sizeof p, "%s%s", a->base, suffix);                                        \
-        http_route(s, methods, p, h, a);                                                       \
+#define ROUTE(methods, suffix, h)                                                                  \
+    do {                                                                                           \
+        snprintf(p, sizeof p, "%s%s", a->base, suffix);                                            \
+        http_route(s, methods, p, h, a);                                                           \
     } while (0)
     ROUTE(HTTP_GET, "/metadata", h_metadata);
     ROUTE(HTTP_GET, "/{type}", h_search);

@@ -19,7 +19,7 @@ typedef struct Api Api;
 typedef struct ApiOptions {
     Store *store;
     const FhirRegistry *reg;
-    const char *base_path;   /* "/fhir" */
+    const char *base_path; /* "/fhir" */
     const char *software_version;
 } ApiOptions;
 

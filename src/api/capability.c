@@ -12,9 +12,10 @@ static void add_interactions(json_t *res, unsigned bits)
     static const struct {
         unsigned bit;
         const char *code;
-    } map[] = {{FHIR_READ, "read"},     {FHIR_VREAD, "vread"},   {FHIR_SEARCH, "search-type"},
-               {FHIR_CREATE, "create"}, {FHIR_UPDATE, "update"}, {FHIR_PATCH, "patch"},
-               {FHIR_DELETE, "delete"}, {FHIR_HISTORY, "history-instance"}};
+    } map[] = {{FHIR_READ, "read"},          {FHIR_VREAD, "vread"},
+               {FHIR_SEARCH, "search-type"}, {FHIR_CREATE, "create"},
+               {FHIR_UPDATE, "update"},      {FHIR_PATCH, "patch"},
+               {FHIR_DELETE, "delete"},      {FHIR_HISTORY, "history-instance"}};
     json_t *arr = json_array();
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (bits & map[i].bit)
@@ -26,14 +27,14 @@ char *capability_build(const FhirRegistry *reg, const char *version)
 {
     char now[32];
     time_format_instant(time_now_ms(), now);
-    json_t *cs = json_pack(
-        "{ss ss ss ss ss ss ss s{ss ss} ss s[ss] s[s] s[s]}", "resourceType",
-        "CapabilityStatement", "id", "ror", "name", "RORServeur", "title",
-        "ror — serveur ROR (Répertoire Opérationnel des Ressources)", "status", "active", "date",
-        now, "kind", "instance", "software", "name", "ror", "version", version, "fhirVersion",
-        "4.0.1", "format", "application/fhir+json", "json", "patchFormat",
-        "application/fhir+json", "instantiates",
-        "https://interop.esante.gouv.fr/ig/fhir/ror/CapabilityStatement/ror-serveur");
+    json_t *cs =
+        json_pack("{ss ss ss ss ss ss ss s{ss ss} ss s[ss] s[s] s[s]}", "resourceType",
+                  "CapabilityStatement", "id", "ror", "name", "RORServeur", "title",
+                  "ror — serveur ROR (Répertoire Opérationnel des Ressources)", "status", "active",
+                  "date", now, "kind", "instance", "software", "name", "ror", "version", version,
+                  "fhirVersion", "4.0.1", "format", "application/fhir+json", "json", "patchFormat",
+                  "application/fhir+json", "instantiates",
+                  "https://interop.esante.gouv.fr/ig/fhir/ror/CapabilityStatement/ror-serveur");
     json_t *rest = json_pack(
         "{ss ss}", "mode", "server", "documentation",
         "API FHIR R4 du ROR (guide ans.fhir.fr.ror). Recherche : tous les types de paramètres, "
@@ -47,8 +48,10 @@ char *capability_build(const FhirRegistry *reg, const char *version)
         "nb-capacity, temporality-capacity, gender-capacity-available, crisis-type...) portent "
         "sur la MÊME extension ror-location-supported-capacity, ceux d'équipement (equipment-type, "
         "equipment-feature, limit-value) sur le même équipement ; les critères chaînés par la même "
-        "référence (location.a=…&location.b=…) portent sur la même ressource cible. Mise à jour : If-Match (412 si la version diffère) ; un corps "
-        "dont meta.versionId n'est pas la version actuelle est refusé (409). Non pris en charge : _filter, _content, _text, near, "
+        "référence (location.a=…&location.b=…) portent sur la même ressource cible. Mise à jour : "
+        "If-Match (412 si la version diffère) ; un corps "
+        "dont meta.versionId n'est pas la version actuelle est refusé (409). Non pris en charge : "
+        "_filter, _content, _text, near, "
         "near-insee-code, _elements, XML.");
     json_t *resources = json_array();
     for (const FhirType *t = fhir_types(); t->name; t++) {
@@ -104,12 +107,12 @@ char *capability_build(const FhirRegistry *reg, const char *version)
         json_array_append_new(resources, res);
     }
     json_object_set_new(rest, "resource", resources);
-    json_object_set_new(
-        rest, "searchParam",
-        json_pack("[{ss ss} {ss ss} {ss ss} {ss ss} {ss ss} {ss ss}]", "name", "_count", "type",
-                  "number", "name", "_sort", "type", "special", "name", "_include", "type",
-                  "special", "name", "_revinclude", "type", "special", "name", "_total", "type",
-                  "token", "name", "_summary", "type", "token"));
+    json_object_set_new(rest, "searchParam",
+                        json_pack("[{ss ss} {ss ss} {ss ss} {ss ss} {ss ss} {ss ss}]", "name",
+                                  "_count", "type", "number", "name", "_sort", "type", "special",
+                                  "name", "_include", "type", "special", "name", "_revinclude",
+                                  "type", "special", "name", "_total", "type", "token", "name",
+                                  "_summary", "type", "token"));
     json_object_set_new(cs, "rest", json_pack("[o]", rest));
     char *text = json_dump_compact(cs, NULL);
     json_decref(cs);

@@ -26,25 +26,25 @@
 /** Error codes: 0 is success; failures are negative. http maps them to a status, once. */
 enum {
     ERR_OK = 0,
-    ERR_INVALID = -1,       /* malformed input (400, invalid) */
-    ERR_NOT_FOUND = -2,     /* no such resource (404) */
-    ERR_GONE = -3,          /* deleted resource (410) */
-    ERR_CONFLICT = -4,      /* state conflict (409) */
-    ERR_PRECONDITION = -5,  /* If-Match / version mismatch (412) */
-    ERR_MULTIPLE = -6,      /* conditional target not unique (412, multiple-matches) */
-    ERR_TOO_LARGE = -7,     /* body or result over a limit (413) */
-    ERR_MEDIA_TYPE = -8,    /* unsupported Content-Type (415) */
+    ERR_INVALID = -1,        /* malformed input (400, invalid) */
+    ERR_NOT_FOUND = -2,      /* no such resource (404) */
+    ERR_GONE = -3,           /* deleted resource (410) */
+    ERR_CONFLICT = -4,       /* state conflict (409) */
+    ERR_PRECONDITION = -5,   /* If-Match / version mismatch (412) */
+    ERR_MULTIPLE = -6,       /* conditional target not unique (412, multiple-matches) */
+    ERR_TOO_LARGE = -7,      /* body or result over a limit (413) */
+    ERR_MEDIA_TYPE = -8,     /* unsupported Content-Type (415) */
     ERR_NOT_ACCEPTABLE = -9, /* cannot produce the Accept'ed format (406) */
-    ERR_METHOD = -10,       /* method not allowed on that path (405) */
-    ERR_PROFILE = -11,      /* well-formed but violates a profile (422) */
-    ERR_BUSINESS = -12,     /* business rule (400, business-rule) */
-    ERR_UNSUPPORTED = -13,  /* recognised but not implemented (400/501, not-supported) */
-    ERR_UNAUTHORIZED = -14, /* no or bad credentials (401) */
-    ERR_FORBIDDEN = -15,    /* authenticated but not allowed (403) */
-    ERR_IO = -16,           /* storage or system failure (500) */
-    ERR_INTERNAL = -17,     /* bug or unexpected state (500) */
-    ERR_UNAVAILABLE = -18,  /* shutting down / overloaded (503) */
-    ERR_URI_TOO_LONG = -19, /* request line over the limit (414) */
+    ERR_METHOD = -10,        /* method not allowed on that path (405) */
+    ERR_PROFILE = -11,       /* well-formed but violates a profile (422) */
+    ERR_BUSINESS = -12,      /* business rule (400, business-rule) */
+    ERR_UNSUPPORTED = -13,   /* recognised but not implemented (400/501, not-supported) */
+    ERR_UNAUTHORIZED = -14,  /* no or bad credentials (401) */
+    ERR_FORBIDDEN = -15,     /* authenticated but not allowed (403) */
+    ERR_IO = -16,            /* storage or system failure (500) */
+    ERR_INTERNAL = -17,      /* bug or unexpected state (500) */
+    ERR_UNAVAILABLE = -18,   /* shutting down / overloaded (503) */
+    ERR_URI_TOO_LONG = -19,  /* request line over the limit (414) */
 };
 
 /** Short stable English name of an ERR_* code ("invalid", "not-found"...). Static string. */

@@ -9,8 +9,10 @@
 static const char *ligature(utf8proc_int32_t c)
 {
     switch (c) {
-    case 0x0153: case 0x0152: return "oe";
-    case 0x00E6: case 0x00C6: return "ae";
+    case 0x0153:
+    case 0x0152: return "oe";
+    case 0x00E6:
+    case 0x00C6: return "ae";
     case 0x00DF: return "ss";
     default: return NULL;
     }
@@ -19,8 +21,7 @@ static const char *ligature(utf8proc_int32_t c)
 char *text_fold(const char *s, size_t len)
 {
     utf8proc_uint8_t *folded = NULL;
-    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len,
-                                      &folded,
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &folded,
                                       UTF8PROC_COMPAT | UTF8PROC_DECOMPOSE | UTF8PROC_CASEFOLD |
                                           UTF8PROC_STRIPMARK | UTF8PROC_IGNORE);
     if (n < 0)

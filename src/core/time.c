@@ -122,8 +122,8 @@ int time_parse_range(const char *s, size_t len, int64_t *low, int64_t *high)
             at++;
         } else if (at < len && (s[at] == '+' || s[at] == '-')) {
             int th, tm;
-            if (!digits(s, len, at + 1, 2, &th) || th > 14 || at + 3 >= len ||
-                s[at + 3] != ':' || !digits(s, len, at + 4, 2, &tm) || tm > 59)
+            if (!digits(s, len, at + 1, 2, &th) || th > 14 || at + 3 >= len || s[at + 3] != ':' ||
+                !digits(s, len, at + 4, 2, &tm) || tm > 59)
                 return ERR_INVALID;
             tz_ms = ((int64_t)th * 60 + tm) * 60000 * (s[at] == '+' ? 1 : -1);
             at += 6;
@@ -139,9 +139,7 @@ int time_parse_range(const char *s, size_t len, int64_t *low, int64_t *high)
     int64_t span;
     switch (prec) {
     case P_YEAR: span = days_from_civil(y + 1, 1, 1) * 86400000 - base; break;
-    case P_MONTH:
-        span = (int64_t)days_in_month(y, mo) * 86400000;
-        break;
+    case P_MONTH: span = (int64_t)days_in_month(y, mo) * 86400000; break;
     case P_DAY: span = 86400000; break;
     case P_MINUTE: span = 60000; break;
     case P_SECOND: span = 1000; break;

@@ -41,9 +41,9 @@ enum {
 };
 
 typedef struct FhirType {
-    const char *name;        /* "Location" */
-    const char *profile;     /* canonical of the ROR profile, or NULL */
-    unsigned interactions;   /* FHIR_* bits */
+    const char *name;      /* "Location" */
+    const char *profile;   /* canonical of the ROR profile, or NULL */
+    unsigned interactions; /* FHIR_* bits */
 } FhirType;
 
 /** The type named `name` (exact, case-sensitive), or NULL when the server does not serve it. */
@@ -66,15 +66,15 @@ typedef enum SpType {
 } SpType;
 
 typedef struct SearchParam {
-    char *code;        /* "capacity-status" */
-    char *url;         /* canonical */
-    char *base;        /* the one resource type this entry applies to */
+    char *code; /* "capacity-status" */
+    char *url;  /* canonical */
+    char *base; /* the one resource type this entry applies to */
     SpType type;
-    char *expression;  /* after corrections */
-    FhirPath *path;    /* compiled expression; NULL for special parameters we do not index */
-    char **targets;    /* reference targets */
+    char *expression; /* after corrections */
+    FhirPath *path;   /* compiled expression; NULL for special parameters we do not index */
+    char **targets;   /* reference targets */
     size_t ntargets;
-    bool corrected;    /* expression replaced by the correction table */
+    bool corrected; /* expression replaced by the correction table */
     /* Correlation group (0 = none). Parameters of one group are evaluated per instance of the
      * group's element (e.g. each ror-location-supported-capacity extension): their index rows
      * carry the instance number, and criteria of one group must hold on the same instance. */
@@ -100,22 +100,21 @@ int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d)
 /** The parameter `code` of type `type`, or NULL. */
 const SearchParam *fhir_registry_param(const FhirRegistry *r, const char *type, const char *code);
 /** The parameters of `type`, in load order; *n receives the count. */
-const SearchParam *const *fhir_registry_params(const FhirRegistry *r, const char *type,
-                                               size_t *n);
+const SearchParam *const *fhir_registry_params(const FhirRegistry *r, const char *type, size_t *n);
 const char *sp_type_name(SpType t);
 
 /* ---------------------------------------------------------------- index extraction */
 
 /** One search-index row. Strings live in the IndexRows arena. */
 typedef struct IndexRow {
-    const char *param;   /* index key: the parameter code, or "code:identifier"/"code:of-type" */
-    SpType kind;         /* which index table */
-    const char *s1;      /* token: system | string: folded | reference: target type | uri */
-    const char *s2;      /* token: code   | string: raw    | reference: target id | quantity: system */
-    const char *s3;      /* token: folded display/text | reference: raw reference | quantity: code */
-    double num;          /* number, quantity value */
-    int64_t lo, hi;      /* date range, epoch ms inclusive */
-    int grp;             /* correlation-group instance (1-based), 0 outside any group */
+    const char *param; /* index key: the parameter code, or "code:identifier"/"code:of-type" */
+    SpType kind;       /* which index table */
+    const char *s1;    /* token: system | string: folded | reference: target type | uri */
+    const char *s2; /* token: code   | string: raw    | reference: target id | quantity: system */
+    const char *s3; /* token: folded display/text | reference: raw reference | quantity: code */
+    double num;     /* number, quantity value */
+    int64_t lo, hi; /* date range, epoch ms inclusive */
+    int grp;        /* correlation-group instance (1-based), 0 outside any group */
 } IndexRow;
 
 typedef struct IndexRows {
@@ -137,7 +136,17 @@ typedef struct QueryParam {
     const char *value;
 } QueryParam;
 
-typedef enum Prefix { PFX_EQ, PFX_NE, PFX_GT, PFX_LT, PFX_GE, PFX_LE, PFX_SA, PFX_EB, PFX_AP } Prefix;
+typedef enum Prefix {
+    PFX_EQ,
+    PFX_NE,
+    PFX_GT,
+    PFX_LT,
+    PFX_GE,
+    PFX_LE,
+    PFX_SA,
+    PFX_EB,
+    PFX_AP
+} Prefix;
 
 typedef enum Modifier {
     MOD_NONE,
@@ -146,30 +155,30 @@ typedef enum Modifier {
     MOD_NOT,
     MOD_MISSING,
     MOD_TEXT,
-    MOD_TYPE,        /* reference :Type */
-    MOD_IDENTIFIER,  /* reference :identifier */
-    MOD_OF_TYPE,     /* identifier :of-type */
+    MOD_TYPE,       /* reference :Type */
+    MOD_IDENTIFIER, /* reference :identifier */
+    MOD_OF_TYPE,    /* identifier :of-type */
     MOD_ABOVE,
     MOD_BELOW,
 } Modifier;
 
 typedef struct SearchValue {
     Prefix prefix;
-    const char *system;  /* token/quantity system; NULL = any; "" = no system */
-    const char *code;    /* token code / quantity unit code; NULL = any */
-    const char *str;     /* string (folded, or raw for :exact), uri, reference target id */
-    const char *ref_type;/* reference target type, NULL = any of the targets */
+    const char *system;         /* token/quantity system; NULL = any; "" = no system */
+    const char *code;           /* token code / quantity unit code; NULL = any */
+    const char *str;            /* string (folded, or raw for :exact), uri, reference target id */
+    const char *ref_type;       /* reference target type, NULL = any of the targets */
     double num, num_lo, num_hi; /* number/quantity: value and implicit-precision range */
-    int64_t lo, hi;      /* date range */
-    bool missing;        /* :missing=true */
+    int64_t lo, hi;             /* date range */
+    bool missing;               /* :missing=true */
 } SearchValue;
 
 typedef struct SearchClause {
-    const SearchParam *sp;   /* the parameter (the reference parameter when chained) */
-    const char *param;       /* index key for sp (may carry a ":identifier"/":of-type" suffix) */
+    const SearchParam *sp; /* the parameter (the reference parameter when chained) */
+    const char *param;     /* index key for sp (may carry a ":identifier"/":of-type" suffix) */
     Modifier mod;
-    const char *mod_type;    /* :Type of a reference */
-    SearchValue *values;     /* OR-ed */
+    const char *mod_type; /* :Type of a reference */
+    SearchValue *values;  /* OR-ed */
     size_t nvalues;
     /* Chains. Forward (`location.commune-cog=...`): sp is the reference, the `nchain` clauses
      * of `chain` apply (AND-ed) to one `chain_type` target: criteria chained through the same
@@ -212,10 +221,10 @@ typedef struct SearchPlan {
     int count;
     bool summary_count;
     TotalMode total;
-    const char *cursor;    /* opaque page cursor from a `next` link, NULL on page 1 */
-    const char **ignored;  /* parameters ignored under lenient handling, with a French reason */
+    const char *cursor;   /* opaque page cursor from a `next` link, NULL on page 1 */
+    const char **ignored; /* parameters ignored under lenient handling, with a French reason */
     size_t nignored;
-    const char *self_query;/* canonical query string of the search (without the cursor) */
+    const char *self_query; /* canonical query string of the search (without the cursor) */
 } SearchPlan;
 
 /**

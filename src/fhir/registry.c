@@ -11,27 +11,27 @@
 
 static const FhirType types[] = {
     {"Organization", ROR_SD "ror-organization",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH |
-         FHIR_DELETE | FHIR_HISTORY},
+     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
+         FHIR_HISTORY},
     {"HealthcareService", ROR_SD "ror-healthcareservice",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH |
-         FHIR_DELETE | FHIR_HISTORY},
+     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
+         FHIR_HISTORY},
     {"Location", ROR_SD "ror-location",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH |
-         FHIR_DELETE | FHIR_HISTORY},
+     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
+         FHIR_HISTORY},
     {"Practitioner", ROR_SD "ror-practitioner",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH |
-         FHIR_DELETE | FHIR_HISTORY},
+     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
+         FHIR_HISTORY},
     {"PractitionerRole", ROR_SD "ror-practitionerrole",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH |
-         FHIR_DELETE | FHIR_HISTORY},
+     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
+         FHIR_HISTORY},
     {"Task", ROR_SD "ror-task",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH |
-         FHIR_DELETE | FHIR_HISTORY},
-    {"CodeSystem", NULL, FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE |
-                             FHIR_DELETE | FHIR_HISTORY},
-    {"ValueSet", NULL, FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE |
-                           FHIR_DELETE | FHIR_HISTORY},
+     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
+         FHIR_HISTORY},
+    {"CodeSystem", NULL,
+     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_DELETE | FHIR_HISTORY},
+    {"ValueSet", NULL,
+     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_DELETE | FHIR_HISTORY},
     {NULL, NULL, 0},
 };
 
@@ -50,7 +50,7 @@ const FhirType *fhir_type_find(const char *name, size_t len)
 
 const char *sp_type_name(SpType t)
 {
-    static const char *names[] = {"number",    "date",     "string", "token", "reference",
+    static const char *names[] = {"number",    "date",     "string", "token",  "reference",
                                   "composite", "quantity", "uri",    "special"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
@@ -136,21 +136,21 @@ static void registry_put(FhirRegistry *r, int t, SearchParam *p)
 static void add_one(FhirRegistry *r, int t, json_t *sp, const char *base, SpType type,
                     const char *code, const char *url, const char *expr)
 {
-        SearchParam *p = xcalloc(1, sizeof *p);
-        p->code = xstrdup(code);
-        p->url = xstrdup(url);
-        p->base = xstrdup(base);
-        p->type = type;
-        p->expression = expr ? xstrdup(expr) : NULL;
-        json_t *targets = json_object_get(sp, "target"), *tv;
-        size_t k;
-        p->targets = xcalloc(json_array_size(targets) + 1, sizeof(char *));
-        json_array_foreach(targets, k, tv)
-        {
-            if (json_string_value(tv))
-                p->targets[p->ntargets++] = xstrdup(json_string_value(tv));
-        }
-        registry_put(r, t, p);
+    SearchParam *p = xcalloc(1, sizeof *p);
+    p->code = xstrdup(code);
+    p->url = xstrdup(url);
+    p->base = xstrdup(base);
+    p->type = type;
+    p->expression = expr ? xstrdup(expr) : NULL;
+    json_t *targets = json_object_get(sp, "target"), *tv;
+    size_t k;
+    p->targets = xcalloc(json_array_size(targets) + 1, sizeof(char *));
+    json_array_foreach(targets, k, tv)
+    {
+        if (json_string_value(tv))
+            p->targets[p->ntargets++] = xstrdup(json_string_value(tv));
+    }
+    registry_put(r, t, p);
 }
 
 /* Add one SearchParameter resource: one SearchParam per served base type. */
@@ -160,8 +160,7 @@ static int add_search_parameter(FhirRegistry *r, json_t *sp, const char *file, D
     const char *expr = json_str(sp, "expression");
     SpType type;
     if (!code || !url || sp_type_parse(json_str(sp, "type"), &type) != 0)
-        return diag_set(d, ERR_INVALID, "%s : SearchParameter sans code, url ou type valide",
-                        file);
+        return diag_set(d, ERR_INVALID, "%s : SearchParameter sans code, url ou type valide", file);
     json_t *bases = json_object_get(sp, "base"), *b;
     size_t i;
     json_array_foreach(bases, i, b)
@@ -354,8 +353,8 @@ int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d)
             const char *url = json_str(c, "url"), *expr = json_str(c, "expression");
             if (url && expr && correct(r, url, expr, json_str(c, "type")) != 0) {
                 json_decref(doc);
-                return diag_set(d, ERR_INVALID, "%s : type invalide pour %s",
-                                corrections_path, url);
+                return diag_set(d, ERR_INVALID, "%s : type invalide pour %s", corrections_path,
+                                url);
             }
         }
         json_array_foreach(json_object_get(doc, "disabled"), i, c)
@@ -386,8 +385,8 @@ int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d)
                 continue;
             Diag pd = {{0}, {0}};
             if (fhirpath_compile(p->expression, &p->path, &pd) != 0)
-                return diag_set(d, ERR_INVALID, "SearchParameter %s (%s) : %s", p->code,
-                                p->url, pd.msg);
+                return diag_set(d, ERR_INVALID, "SearchParameter %s (%s) : %s", p->code, p->url,
+                                pd.msg);
         }
     return 0;
 }
@@ -403,8 +402,7 @@ const SearchParam *fhir_registry_param(const FhirRegistry *r, const char *type, 
     return NULL;
 }
 
-const SearchParam *const *fhir_registry_params(const FhirRegistry *r, const char *type,
-                                               size_t *n)
+const SearchParam *const *fhir_registry_params(const FhirRegistry *r, const char *type, size_t *n)
 {
     int t = type_index(type);
     if (t < 0) {

@@ -247,8 +247,7 @@ static int parse_value(SearchPlan *p, const SearchClause *c, const char *raw, Se
             return diag_set(d, ERR_INVALID, "URI vide");
         v->str = arena_strdup(PA(p), raw);
         return 0;
-    default:
-        return diag_set(d, ERR_UNSUPPORTED, "type de paramètre non pris en charge");
+    default: return diag_set(d, ERR_UNSUPPORTED, "type de paramètre non pris en charge");
     }
 }
 
@@ -279,9 +278,8 @@ static bool modifier_parse(const char *m, SpType t, Modifier *out)
     return false;
 }
 
-static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type,
-                        const char *name, const char *value, int depth, SearchClause *c,
-                        Diag *d);
+static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type, const char *name,
+                        const char *value, int depth, SearchClause *c, Diag *d);
 
 /* `_has:Type:ref:rest` on `type`. */
 static int parse_has(const FhirRegistry *reg, SearchPlan *p, const char *type, const char *name,
@@ -319,9 +317,8 @@ static bool has_target(const SearchParam *sp, const char *type)
     return false;
 }
 
-static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type,
-                        const char *name, const char *value, int depth, SearchClause *c,
-                        Diag *d)
+static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type, const char *name,
+                        const char *value, int depth, SearchClause *c, Diag *d)
 {
     if (depth > MAX_CHAIN)
         return diag_set(d, ERR_INVALID, "chaînage trop profond (au plus %d niveaux)", MAX_CHAIN);
@@ -336,8 +333,10 @@ static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type
         *mod++ = 0;
     const SearchParam *sp = fhir_registry_param(reg, type, head);
     if (!sp || (!sp->path && sp->type != SP_REFERENCE)) {
-        diag_set(d, ERR_UNKNOWN_PARAM, "paramètre de recherche inconnu ou non pris en charge "
-                                       "pour %s : '%s'", type, head);
+        diag_set(d, ERR_UNKNOWN_PARAM,
+                 "paramètre de recherche inconnu ou non pris en charge "
+                 "pour %s : '%s'",
+                 type, head);
         return ERR_UNKNOWN_PARAM;
     }
     c->sp = sp;
@@ -403,8 +402,7 @@ static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type
     if (c->mod == MOD_MISSING)
         raw[0] = (char *)value;
     if (n < 0)
-        return diag_set(d, ERR_INVALID, "trop de valeurs pour '%s' (au plus %d)", head,
-                        MAX_VALUES);
+        return diag_set(d, ERR_INVALID, "trop de valeurs pour '%s' (au plus %d)", head, MAX_VALUES);
     c->values = arena_alloc(PA(p), (size_t)n * sizeof *c->values);
     memset(c->values, 0, (size_t)n * sizeof *c->values);
     c->nvalues = (size_t)n;
@@ -442,8 +440,7 @@ static int parse_include(const FhirRegistry *reg, SearchPlan *p, const char *nam
         return diag_set(d, ERR_INVALID, "'%s' n'est pas un paramètre référence de %s", parts[1],
                         parts[0]);
     if (incs->n >= MAX_INCLUDES)
-        return diag_set(d, ERR_INVALID, "trop de _include/_revinclude (au plus %d)",
-                        MAX_INCLUDES);
+        return diag_set(d, ERR_INVALID, "trop de _include/_revinclude (au plus %d)", MAX_INCLUDES);
     SearchInclude *inc = vec_push(PA(p), incs);
     inc->src_type = arena_strdup(PA(p), parts[0]);
     inc->sp = sp;
@@ -487,8 +484,8 @@ static void url_encode(Buf *b, const char *s)
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' ||
-            c == '|' || c == ',' || c == '/') {
+        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '|' ||
+            c == ',' || c == '/') {
             buf_add(b, s, 1);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
@@ -510,8 +507,7 @@ static void chains_merge(SearchPlan *p, SearchClause *cs, size_t *n)
             SearchClause *b = &cs[j];
             if (b->chain && !b->reverse && b->sp == a->sp &&
                 strcmp(b->chain_type, a->chain_type) == 0) {
-                SearchClause *merged =
-                    arena_alloc(PA(p), (a->nchain + b->nchain) * sizeof *merged);
+                SearchClause *merged = arena_alloc(PA(p), (a->nchain + b->nchain) * sizeof *merged);
                 memcpy(merged, a->chain, a->nchain * sizeof *merged);
                 memcpy(merged + a->nchain, b->chain, b->nchain * sizeof *merged);
                 a->chain = merged;
@@ -551,8 +547,8 @@ int fhir_search_parse(const FhirRegistry *reg, const char *type, const QueryPara
             errno = 0;
             long v = strtol(value, &end, 10);
             if (!*value || *end || errno || v < 0)
-                rc = diag_set(d, ERR_INVALID, "_count doit être un entier positif, pas '%s'",
-                              value);
+                rc =
+                    diag_set(d, ERR_INVALID, "_count doit être un entier positif, pas '%s'", value);
             else
                 p->count = v > SEARCH_COUNT_MAX ? SEARCH_COUNT_MAX : (int)v;
         } else if (strcmp(name, "_cursor") == 0) {
@@ -587,8 +583,7 @@ int fhir_search_parse(const FhirRegistry *reg, const char *type, const QueryPara
             SearchClause *c = vec_push(PA(p), &clauses);
             int crc = strcmp(name, "_summary") == 0 || strcmp(name, "_elements") == 0
                           ? (diag_set(&cd, ERR_UNKNOWN_PARAM,
-                                      "%s=%s n'est pas pris en charge par ce serveur", name,
-                                      value),
+                                      "%s=%s n'est pas pris en charge par ce serveur", name, value),
                              ERR_UNKNOWN_PARAM)
                           : parse_clause(reg, p, type, name, value, 0, c, &cd);
             if (crc == ERR_UNKNOWN_PARAM) {

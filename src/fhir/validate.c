@@ -116,8 +116,8 @@ static int check_structure(const char *type, json_t *res, Diag *d)
                         rt, type);
     }
     json_t *id = json_object_get(res, "id");
-    if (id && (!json_is_string(id) ||
-               !fhir_id_valid(json_string_value(id), json_string_length(id)))) {
+    if (id &&
+        (!json_is_string(id) || !fhir_id_valid(json_string_value(id), json_string_length(id)))) {
         diag_expr(d, "%s.id", type);
         return diag_set(d, ERR_INVALID, "id invalide ([A-Za-z0-9-.]{1,64} attendu)");
     }

@@ -33,19 +33,64 @@
 /* ---------------------------------------------------------------- FHIR types */
 
 static const char *const fhir_types[] = {
-    "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id",
-    "instant", "integer", "markdown", "oid", "positiveInt", "string", "time", "unsignedInt",
-    "uri", "url", "uuid", "Address", "Age", "Annotation", "Attachment", "CodeableConcept",
-    "Coding", "ContactDetail", "ContactPoint", "Contributor", "Count", "DataRequirement",
-    "Distance", "Dosage", "Duration", "Expression", "Extension", "HumanName", "Identifier",
-    "Meta", "Money", "Narrative", "ParameterDefinition", "Period", "Quantity", "Range", "Ratio",
-    "Reference", "RelatedArtifact", "SampledData", "Signature", "SimpleQuantity", "Timing",
-    "TriggerDefinition", "UsageContext",
+    "base64Binary",
+    "boolean",
+    "canonical",
+    "code",
+    "date",
+    "dateTime",
+    "decimal",
+    "id",
+    "instant",
+    "integer",
+    "markdown",
+    "oid",
+    "positiveInt",
+    "string",
+    "time",
+    "unsignedInt",
+    "uri",
+    "url",
+    "uuid",
+    "Address",
+    "Age",
+    "Annotation",
+    "Attachment",
+    "CodeableConcept",
+    "Coding",
+    "ContactDetail",
+    "ContactPoint",
+    "Contributor",
+    "Count",
+    "DataRequirement",
+    "Distance",
+    "Dosage",
+    "Duration",
+    "Expression",
+    "Extension",
+    "HumanName",
+    "Identifier",
+    "Meta",
+    "Money",
+    "Narrative",
+    "ParameterDefinition",
+    "Period",
+    "Quantity",
+    "Range",
+    "Ratio",
+    "Reference",
+    "RelatedArtifact",
+    "SampledData",
+    "Signature",
+    "SimpleQuantity",
+    "Timing",
+    "TriggerDefinition",
+    "UsageContext",
 };
 
 static const char *const choice_prefixes[] = {
-    "value", "effective", "onset", "abatement", "deceased", "multipleBirth", "occurrence",
-    "performed", "timing", "born", "serviced", "defaultValue", "fixed", "pattern",
+    "value",     "effective", "onset", "abatement", "deceased",     "multipleBirth", "occurrence",
+    "performed", "timing",    "born",  "serviced",  "defaultValue", "fixed",         "pattern",
 };
 
 const char *fp_type_from_suffix(const char *suffix, size_t len)
@@ -83,11 +128,20 @@ static const char *type_of_key(const char *key)
 static const char *type_parent(const char *t)
 {
     static const char *const pairs[][2] = {
-        {"code", "string"},       {"id", "string"},          {"markdown", "string"},
-        {"url", "uri"},           {"canonical", "uri"},      {"oid", "uri"},
-        {"uuid", "uri"},          {"positiveInt", "integer"}, {"unsignedInt", "integer"},
-        {"Age", "Quantity"},      {"Count", "Quantity"},     {"Distance", "Quantity"},
-        {"Duration", "Quantity"}, {"SimpleQuantity", "Quantity"},
+        {"code", "string"},
+        {"id", "string"},
+        {"markdown", "string"},
+        {"url", "uri"},
+        {"canonical", "uri"},
+        {"oid", "uri"},
+        {"uuid", "uri"},
+        {"positiveInt", "integer"},
+        {"unsignedInt", "integer"},
+        {"Age", "Quantity"},
+        {"Count", "Quantity"},
+        {"Distance", "Quantity"},
+        {"Duration", "Quantity"},
+        {"SimpleQuantity", "Quantity"},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++)
         if (strcmp(pairs[i][0], t) == 0)
@@ -139,7 +193,7 @@ const char *fp_type_infer(const json_t *v)
         return "Extension";
     if (json_is_string(val))
         return json_is_string(sys) && !strchr(json_string_value(sys), ':') ? "ContactPoint"
-                                                                            : "Identifier";
+                                                                           : "Identifier";
     if (has(v, "code") || json_is_string(sys))
         return "Coding";
     if (has(v, "family") || has(v, "given"))
@@ -168,7 +222,7 @@ static bool item_is_type(const FpItem *it, const char *x)
     const char *shape = it->type ? it->type : fp_type_infer(it->node);
     if (shape && strcmp(x, "code") == 0 &&
         (strcmp(shape, "CodeableConcept") == 0 || strcmp(shape, "Coding") == 0))
-        return true; /* ROR compatibility, see the file comment */
+        return true;                     /* ROR compatibility, see the file comment */
     if (it->type && is_resource_name(x)) /* a resolve()d reference is typed by a resource name */
         return isupper((unsigned char)it->type[0]) &&
                !fp_type_from_suffix(it->type, strlen(it->type));
@@ -190,28 +244,64 @@ static bool item_is_type(const FpItem *it, const char *x)
 enum { N_LIT, N_THIS, N_VAR, N_IDENT, N_FUNC, N_INDEX, N_BIN, N_TYPEOP };
 
 enum {
-    OP_IMPLIES = 1, OP_OR, OP_XOR, OP_AND, OP_EQ, OP_NE, OP_EQUIV, OP_NEQUIV, OP_LT, OP_GT,
-    OP_LE, OP_GE, OP_UNION, OP_IS, OP_AS,
+    OP_IMPLIES = 1,
+    OP_OR,
+    OP_XOR,
+    OP_AND,
+    OP_EQ,
+    OP_NE,
+    OP_EQUIV,
+    OP_NEQUIV,
+    OP_LT,
+    OP_GT,
+    OP_LE,
+    OP_GE,
+    OP_UNION,
+    OP_IS,
+    OP_AS,
 };
 
 enum {
-    F_WHERE, F_SELECT, F_ALL, F_EXISTS, F_EMPTY, F_NOT, F_FIRST, F_LAST, F_TAIL, F_SINGLE,
-    F_COUNT, F_AS, F_OFTYPE, F_IS, F_EXTENSION, F_RESOLVE, F_HASVALUE, F_TRACE,
+    F_WHERE,
+    F_SELECT,
+    F_ALL,
+    F_EXISTS,
+    F_EMPTY,
+    F_NOT,
+    F_FIRST,
+    F_LAST,
+    F_TAIL,
+    F_SINGLE,
+    F_COUNT,
+    F_AS,
+    F_OFTYPE,
+    F_IS,
+    F_EXTENSION,
+    F_RESOLVE,
+    F_HASVALUE,
+    F_TRACE,
 };
 
 static const struct {
     const char *name;
     int minargs, maxargs;
-    bool lambda; /* the argument is evaluated once per input item */
+    bool lambda;  /* the argument is evaluated once per input item */
     bool typearg; /* the argument is a type specifier */
 } functions[] = {
-    [F_WHERE] = {"where", 1, 1, true, false},     [F_SELECT] = {"select", 1, 1, true, false},
-    [F_ALL] = {"all", 1, 1, true, false},         [F_EXISTS] = {"exists", 0, 1, true, false},
-    [F_EMPTY] = {"empty", 0, 0, false, false},    [F_NOT] = {"not", 0, 0, false, false},
-    [F_FIRST] = {"first", 0, 0, false, false},    [F_LAST] = {"last", 0, 0, false, false},
-    [F_TAIL] = {"tail", 0, 0, false, false},      [F_SINGLE] = {"single", 0, 0, false, false},
-    [F_COUNT] = {"count", 0, 0, false, false},    [F_AS] = {"as", 1, 1, false, true},
-    [F_OFTYPE] = {"ofType", 1, 1, false, true},   [F_IS] = {"is", 1, 1, false, true},
+    [F_WHERE] = {"where", 1, 1, true, false},
+    [F_SELECT] = {"select", 1, 1, true, false},
+    [F_ALL] = {"all", 1, 1, true, false},
+    [F_EXISTS] = {"exists", 0, 1, true, false},
+    [F_EMPTY] = {"empty", 0, 0, false, false},
+    [F_NOT] = {"not", 0, 0, false, false},
+    [F_FIRST] = {"first", 0, 0, false, false},
+    [F_LAST] = {"last", 0, 0, false, false},
+    [F_TAIL] = {"tail", 0, 0, false, false},
+    [F_SINGLE] = {"single", 0, 0, false, false},
+    [F_COUNT] = {"count", 0, 0, false, false},
+    [F_AS] = {"as", 1, 1, false, true},
+    [F_OFTYPE] = {"ofType", 1, 1, false, true},
+    [F_IS] = {"is", 1, 1, false, true},
     [F_EXTENSION] = {"extension", 1, 1, false, false},
     [F_RESOLVE] = {"resolve", 0, 0, false, false},
     [F_HASVALUE] = {"hasValue", 0, 0, false, false},
@@ -220,14 +310,14 @@ static const struct {
 
 typedef struct Node {
     int kind;
-    int op;              /* OP_* or F_* */
-    size_t pos;          /* offset in the source, for messages */
-    int depth;           /* height of the subtree */
-    struct Node *focus;  /* invocation target or left operand; NULL = the current focus */
-    struct Node *arg;    /* function argument, indexer or right operand */
-    char *name;          /* member, function, variable or type name */
-    json_t *lit;         /* literal value (owned) */
-    const char *type;    /* literal type */
+    int op;             /* OP_* or F_* */
+    size_t pos;         /* offset in the source, for messages */
+    int depth;          /* height of the subtree */
+    struct Node *focus; /* invocation target or left operand; NULL = the current focus */
+    struct Node *arg;   /* function argument, indexer or right operand */
+    char *name;         /* member, function, variable or type name */
+    json_t *lit;        /* literal value (owned) */
+    const char *type;   /* literal type */
 } Node;
 
 struct FhirPath {
@@ -240,9 +330,31 @@ struct FhirPath {
 /* ---------------------------------------------------------------- lexer */
 
 enum {
-    T_EOF, T_IDENT, T_STRING, T_NUMBER, T_DATE, T_THIS, T_VAR, T_DOT, T_COMMA, T_LP, T_RP,
-    T_LB, T_RB, T_LBRACE, T_RBRACE, T_PIPE, T_EQ, T_NE, T_EQUIV, T_NEQUIV, T_LT, T_GT, T_LE,
-    T_GE, T_OTHER,
+    T_EOF,
+    T_IDENT,
+    T_STRING,
+    T_NUMBER,
+    T_DATE,
+    T_THIS,
+    T_VAR,
+    T_DOT,
+    T_COMMA,
+    T_LP,
+    T_RP,
+    T_LB,
+    T_RB,
+    T_LBRACE,
+    T_RBRACE,
+    T_PIPE,
+    T_EQ,
+    T_NE,
+    T_EQUIV,
+    T_NEQUIV,
+    T_LT,
+    T_GT,
+    T_LE,
+    T_GE,
+    T_OTHER,
 };
 
 typedef struct Parser {
@@ -250,9 +362,9 @@ typedef struct Parser {
     const char *s;
     size_t len, pos;
     int tok;
-    size_t tpos, tlen;   /* token text */
-    char *text;          /* decoded identifier, string or variable (owned) */
-    bool quoted;         /* `backtick` identifier: never a keyword */
+    size_t tpos, tlen; /* token text */
+    char *text;        /* decoded identifier, string or variable (owned) */
+    bool quoted;       /* `backtick` identifier: never a keyword */
     int nest;
     Diag *d;
     int err;
@@ -288,8 +400,8 @@ static int lex_quoted(Parser *p, char q)
     for (;;) {
         if (i >= p->len) {
             free(o);
-            return syntax_error(p, p->pos, q == '`' ? "'`' fermant manquant"
-                                                    : "apostrophe fermante manquante");
+            return syntax_error(
+                p, p->pos, q == '`' ? "'`' fermant manquant" : "apostrophe fermante manquante");
         }
         char c = p->s[i++];
         if (c == q)
@@ -301,7 +413,11 @@ static int lex_quoted(Parser *p, char q)
         char e = i < p->len ? p->s[i++] : '\0';
         unsigned cp = 0;
         switch (e) {
-        case '\'': case '"': case '`': case '\\': case '/': o[n++] = e; break;
+        case '\'':
+        case '"':
+        case '`':
+        case '\\':
+        case '/': o[n++] = e; break;
         case 'n': o[n++] = '\n'; break;
         case 'r': o[n++] = '\r'; break;
         case 't': o[n++] = '\t'; break;
@@ -317,8 +433,7 @@ static int lex_quoted(Parser *p, char q)
                 goto bad_escape;
             put_utf8(o, &n, cp);
             break;
-        default:
-            goto bad_escape;
+        default: goto bad_escape;
         }
     }
     o[n] = '\0';
@@ -386,11 +501,14 @@ static int lex(Parser *p)
         p->pos += p->tlen;
         return 0;
     } else {
-        static const struct { const char *s; int tok; } punct[] = {
-            {"!=", T_NE}, {"!~", T_NEQUIV}, {"<=", T_LE}, {">=", T_GE}, {".", T_DOT},
-            {",", T_COMMA}, {"(", T_LP}, {")", T_RP}, {"[", T_LB}, {"]", T_RB}, {"{", T_LBRACE},
-            {"}", T_RBRACE}, {"|", T_PIPE}, {"=", T_EQ}, {"~", T_EQUIV}, {"<", T_LT},
-            {">", T_GT},
+        static const struct {
+            const char *s;
+            int tok;
+        } punct[] = {
+            {"!=", T_NE},    {"!~", T_NEQUIV}, {"<=", T_LE},  {">=", T_GE}, {".", T_DOT},
+            {",", T_COMMA},  {"(", T_LP},      {")", T_RP},   {"[", T_LB},  {"]", T_RB},
+            {"{", T_LBRACE}, {"}", T_RBRACE},  {"|", T_PIPE}, {"=", T_EQ},  {"~", T_EQUIV},
+            {"<", T_LT},     {">", T_GT},
         };
         p->tok = T_OTHER;
         n = 1;
@@ -448,14 +566,25 @@ static bool tok_is(const Parser *p, const char *kw)
 
 static int binop_of(const Parser *p, int *prec)
 {
-    static const struct { int tok; const char *kw; int op, prec; } ops[] = {
-        {T_IDENT, "implies", OP_IMPLIES, 1}, {T_IDENT, "or", OP_OR, 2},
-        {T_IDENT, "xor", OP_XOR, 2},         {T_IDENT, "and", OP_AND, 3},
-        {T_EQ, NULL, OP_EQ, 5},              {T_NE, NULL, OP_NE, 5},
-        {T_EQUIV, NULL, OP_EQUIV, 5},        {T_NEQUIV, NULL, OP_NEQUIV, 5},
-        {T_LT, NULL, OP_LT, 6},              {T_GT, NULL, OP_GT, 6},
-        {T_LE, NULL, OP_LE, 6},              {T_GE, NULL, OP_GE, 6},
-        {T_PIPE, NULL, OP_UNION, 7},         {T_IDENT, "is", OP_IS, 8},
+    static const struct {
+        int tok;
+        const char *kw;
+        int op, prec;
+    } ops[] = {
+        {T_IDENT, "implies", OP_IMPLIES, 1},
+        {T_IDENT, "or", OP_OR, 2},
+        {T_IDENT, "xor", OP_XOR, 2},
+        {T_IDENT, "and", OP_AND, 3},
+        {T_EQ, NULL, OP_EQ, 5},
+        {T_NE, NULL, OP_NE, 5},
+        {T_EQUIV, NULL, OP_EQUIV, 5},
+        {T_NEQUIV, NULL, OP_NEQUIV, 5},
+        {T_LT, NULL, OP_LT, 6},
+        {T_GT, NULL, OP_GT, 6},
+        {T_LE, NULL, OP_LE, 6},
+        {T_GE, NULL, OP_GE, 6},
+        {T_PIPE, NULL, OP_UNION, 7},
+        {T_IDENT, "is", OP_IS, 8},
         {T_IDENT, "as", OP_AS, 8},
     };
     for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
@@ -605,8 +734,9 @@ static Node *parse_primary(Parser *p)
             return NULL;
         return expect(p, T_RP, "')'", parse_expr(p, 0));
     }
-    case T_STRING: case T_NUMBER: case T_DATE:
-        return parse_literal(p);
+    case T_STRING:
+    case T_NUMBER:
+    case T_DATE: return parse_literal(p);
     case T_THIS: {
         Node *n = node_new(p, N_THIS, pos);
         return lex(p) == 0 ? n : NULL;
@@ -633,12 +763,8 @@ static Node *parse_primary(Parser *p)
         if (tok_is(p, "true") || tok_is(p, "false"))
             return parse_literal(p);
         return parse_invocation(p, NULL);
-    case T_EOF:
-        syntax_error(p, pos, "fin d'expression inattendue");
-        return NULL;
-    default:
-        syntax_error(p, pos, "terme attendu");
-        return NULL;
+    case T_EOF: syntax_error(p, pos, "fin d'expression inattendue"); return NULL;
+    default: syntax_error(p, pos, "terme attendu"); return NULL;
     }
 }
 
@@ -744,7 +870,7 @@ int fhirpath_compile(const char *expr, FhirPath **out, Diag *d)
         if (p.tok == T_OTHER && !isprint((unsigned char)*c)) {
             syntax_error(&p, p.tpos, "caractère inattendu");
         } else if (p.tok == T_OTHER || tok_is(&p, "in") || tok_is(&p, "contains") ||
-            tok_is(&p, "div") || tok_is(&p, "mod")) {
+                   tok_is(&p, "div") || tok_is(&p, "mod")) {
             char msg[96];
             snprintf(msg, sizeof msg, "opérateur '%.*s' non pris en charge", (int)p.tlen, c);
             syntax_error(&p, p.tpos, msg);
@@ -842,7 +968,8 @@ static void navigate(const FpItem *it, const char *name, FpResult *r)
     size_t len = strlen(name);
     const char *key;
     json_t *v;
-    json_object_foreach(o, key, v) {
+    json_object_foreach(o, key, v)
+    {
         const char *t;
         if (strncmp(key, name, len) == 0 && (t = fp_type_from_suffix(key + len, strlen(key + len))))
             push_member(r, o, key, t);
@@ -902,8 +1029,7 @@ static void resolve_item(Ctx *c, const FpItem *it, FpResult *r)
     r->items[r->n - 1] = (FpItem){it->node, NULL, NULL, FP_NO_INDEX, json_string_value(type)};
 }
 
-static int eval_func(Ctx *c, const Node *n, const FpResult *focus, const FpResult *in,
-                     FpResult *r)
+static int eval_func(Ctx *c, const Node *n, const FpResult *focus, const FpResult *in, FpResult *r)
 {
     int rc = 0, f = n->op;
     FpResult t = {0};
@@ -942,8 +1068,14 @@ static int eval_func(Ctx *c, const Node *n, const FpResult *focus, const FpResul
             push_bool(c, r, !b);
         break;
     }
-    case F_FIRST: if (in->n) push(r, in->items[0]); break;
-    case F_LAST: if (in->n) push(r, in->items[in->n - 1]); break;
+    case F_FIRST:
+        if (in->n)
+            push(r, in->items[0]);
+        break;
+    case F_LAST:
+        if (in->n)
+            push(r, in->items[in->n - 1]);
+        break;
     case F_TAIL:
         for (size_t i = 1; i < in->n; i++)
             push(r, in->items[i]);
@@ -956,7 +1088,8 @@ static int eval_func(Ctx *c, const Node *n, const FpResult *focus, const FpResul
             push(r, in->items[0]);
         break;
     case F_COUNT: push_value(c, r, json_integer((json_int_t)in->n), "integer"); break;
-    case F_AS: case F_OFTYPE:
+    case F_AS:
+    case F_OFTYPE:
         for (size_t i = 0; i < in->n; i++)
             if (item_is_type(&in->items[i], n->arg->name))
                 push(r, in->items[i]);
@@ -987,8 +1120,9 @@ static int eval_func(Ctx *c, const Node *n, const FpResult *focus, const FpResul
             resolve_item(c, &in->items[i], r);
         break;
     case F_HASVALUE:
-        push_bool(c, r, in->n == 1 && !json_is_object(in->items[0].node) &&
-                            !json_is_array(in->items[0].node));
+        push_bool(c, r,
+                  in->n == 1 && !json_is_object(in->items[0].node) &&
+                      !json_is_array(in->items[0].node));
         break;
     case F_TRACE:
         for (size_t i = 0; i < in->n; i++)
@@ -1015,9 +1149,10 @@ static void eval_logic(Ctx *c, int op, int a, int b, FpResult *r)
 static int eval_binary(Ctx *c, const Node *n, const FpResult *a, const FpResult *b, FpResult *r)
 {
     switch (n->op) {
-    case OP_AND: case OP_OR: case OP_XOR: case OP_IMPLIES:
-        eval_logic(c, n->op, truth(a), truth(b), r);
-        return 0;
+    case OP_AND:
+    case OP_OR:
+    case OP_XOR:
+    case OP_IMPLIES: eval_logic(c, n->op, truth(a), truth(b), r); return 0;
     case OP_UNION:
         for (int side = 0; side < 2; side++) {
             const FpResult *s = side ? b : a;
@@ -1030,7 +1165,10 @@ static int eval_binary(Ctx *c, const Node *n, const FpResult *a, const FpResult 
             }
         }
         return 0;
-    case OP_EQ: case OP_NE: case OP_EQUIV: case OP_NEQUIV: {
+    case OP_EQ:
+    case OP_NE:
+    case OP_EQUIV:
+    case OP_NEQUIV: {
         bool equiv = n->op == OP_EQUIV || n->op == OP_NEQUIV;
         if (!equiv && (a->n == 0 || b->n == 0))
             return 0;
@@ -1051,8 +1189,10 @@ static int eval_binary(Ctx *c, const Node *n, const FpResult *a, const FpResult 
             cmp = strcmp(json_string_value(x), json_string_value(y));
         else
             return 0;
-        bool v = n->op == OP_LT ? cmp < 0 : n->op == OP_GT ? cmp > 0 : n->op == OP_LE ? cmp <= 0
-                                                                                    : cmp >= 0;
+        bool v = n->op == OP_LT   ? cmp < 0
+                 : n->op == OP_GT ? cmp > 0
+                 : n->op == OP_LE ? cmp <= 0
+                                  : cmp >= 0;
         push_bool(c, r, v);
         return 0;
     }
@@ -1081,17 +1221,14 @@ static int eval(Ctx *c, const Node *n, const FpResult *focus, FpResult *r)
     case N_VAR:
         if (n->op == 4)
             push_value(c, r, json_string("http://unitsofmeasure.org"), "string");
-        else
-            if (c->root)
+        else if (c->root)
             push(r, (FpItem){c->root, NULL, NULL, FP_NO_INDEX, NULL});
         break;
     case N_IDENT:
         for (size_t i = 0; i < src->n; i++)
             navigate(&src->items[i], n->name, r);
         break;
-    case N_FUNC:
-        rc = eval_func(c, n, focus, src, r);
-        break;
+    case N_FUNC: rc = eval_func(c, n, focus, src, r); break;
     case N_TYPEOP:
         if (n->op == OP_AS) {
             for (size_t i = 0; i < src->n; i++)
@@ -1107,8 +1244,9 @@ static int eval(Ctx *c, const Node *n, const FpResult *focus, FpResult *r)
         if ((rc = eval(c, n->arg, focus, &b)) != 0)
             break;
         if (b.n != 1 || !json_is_integer(b.items[0].node)) {
-            rc = diag_set(c->d, ERR_INVALID, "FHIRPath : l'indice doit être un entier (position %zu)",
-                          n->arg->pos + 1);
+            rc =
+                diag_set(c->d, ERR_INVALID,
+                         "FHIRPath : l'indice doit être un entier (position %zu)", n->arg->pos + 1);
             break;
         }
         json_int_t k = json_integer_value(b.items[0].node);

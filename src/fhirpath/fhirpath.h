@@ -27,12 +27,12 @@ typedef struct FhirPath FhirPath;
 
 /** One item of a FHIRPath collection. */
 typedef struct FpItem {
-    json_t *node;      /* the value; borrowed from the tree (or owned by the FpResult) */
-    json_t *owner;     /* JSON object holding the member, NULL for the root or a computed value */
-    const char *key;   /* member name in owner ("valueCodeableConcept", "extension"...) */
-    size_t index;      /* index in the array owner[key], or FP_NO_INDEX when owner[key] == node */
-    const char *type;  /* FHIR type when known ("CodeableConcept" from valueCodeableConcept,
-                          "boolean" from a literal...), else NULL. Static or result-owned. */
+    json_t *node;     /* the value; borrowed from the tree (or owned by the FpResult) */
+    json_t *owner;    /* JSON object holding the member, NULL for the root or a computed value */
+    const char *key;  /* member name in owner ("valueCodeableConcept", "extension"...) */
+    size_t index;     /* index in the array owner[key], or FP_NO_INDEX when owner[key] == node */
+    const char *type; /* FHIR type when known ("CodeableConcept" from valueCodeableConcept,
+                         "boolean" from a literal...), else NULL. Static or result-owned. */
 } FpItem;
 
 /** A collection, as FHIRPath defines it (ordered, may repeat). */

@@ -34,25 +34,60 @@ typedef struct Op {
     int type;
     const char *path;
     const char *name;
-    json_t *value;           /* owned */
-    const char *value_type;  /* FHIR type from value[x], or NULL */
+    json_t *value;          /* owned */
+    const char *value_type; /* FHIR type from value[x], or NULL */
     json_int_t index, source, destination;
 } Op;
 
 /* Members that repeat: "Type.name" at a resource's top level, "*.name" anywhere. */
 static const char *const list_elements[] = {
-    "*.extension", "*.modifierExtension", "*.coding", "*.telecom", "*.line", "*.given",
-    "*.prefix", "*.suffix", "*.profile", "*.tag", "*.security", "*.contained", "*.endpoint",
-    "*.alias", "*.availableTime", "*.notAvailable", "*.specialty", "*.characteristic",
-    "*.category", "*.daysOfWeek", "*.identifier", "*.hoursOfOperation",
-    "Location.type", "Organization.type", "Organization.address", "Organization.contact",
-    "HealthcareService.type", "HealthcareService.location", "HealthcareService.coverageArea",
-    "HealthcareService.serviceProvisionCode", "HealthcareService.eligibility",
-    "HealthcareService.program", "HealthcareService.communication",
-    "HealthcareService.referralMethod", "Practitioner.name", "Practitioner.address",
-    "Practitioner.qualification", "Practitioner.communication", "PractitionerRole.code",
-    "PractitionerRole.location", "PractitionerRole.healthcareService", "Task.basedOn",
-    "Task.partOf", "Task.performerType", "Task.note", "Task.input", "Task.output",
+    "*.extension",
+    "*.modifierExtension",
+    "*.coding",
+    "*.telecom",
+    "*.line",
+    "*.given",
+    "*.prefix",
+    "*.suffix",
+    "*.profile",
+    "*.tag",
+    "*.security",
+    "*.contained",
+    "*.endpoint",
+    "*.alias",
+    "*.availableTime",
+    "*.notAvailable",
+    "*.specialty",
+    "*.characteristic",
+    "*.category",
+    "*.daysOfWeek",
+    "*.identifier",
+    "*.hoursOfOperation",
+    "Location.type",
+    "Organization.type",
+    "Organization.address",
+    "Organization.contact",
+    "HealthcareService.type",
+    "HealthcareService.location",
+    "HealthcareService.coverageArea",
+    "HealthcareService.serviceProvisionCode",
+    "HealthcareService.eligibility",
+    "HealthcareService.program",
+    "HealthcareService.communication",
+    "HealthcareService.referralMethod",
+    "Practitioner.name",
+    "Practitioner.address",
+    "Practitioner.qualification",
+    "Practitioner.communication",
+    "PractitionerRole.code",
+    "PractitionerRole.location",
+    "PractitionerRole.healthcareService",
+    "Task.basedOn",
+    "Task.partOf",
+    "Task.performerType",
+    "Task.note",
+    "Task.input",
+    "Task.output",
 };
 
 static bool is_list(const json_t *obj, const char *name)
@@ -75,8 +110,10 @@ static bool is_protected(const json_t *resource, const json_t *owner, const char
 
 static int protected_error(Diag *d, const char *key)
 {
-    return diag_set(d, ERR_INVALID, "FHIRPath Patch : l'élément '%s' est géré par le serveur "
-                    "et ne peut pas être modifié", key);
+    return diag_set(d, ERR_INVALID,
+                    "FHIRPath Patch : l'élément '%s' est géré par le serveur "
+                    "et ne peut pas être modifié",
+                    key);
 }
 
 /* ---------------------------------------------------------------- values */
@@ -88,8 +125,8 @@ static void member_merge(json_t *obj, const char *key, json_t *v)
 {
     json_t *old = json_object_get(obj, key);
     if (!old) {
-        json_object_set_new(obj, key, json_is_array(v) || !is_list(obj, key) ? v
-                                                                            : json_pack("[o]", v));
+        json_object_set_new(obj, key,
+                            json_is_array(v) || !is_list(obj, key) ? v : json_pack("[o]", v));
     } else if (json_is_array(old)) {
         if (json_is_array(v)) {
             json_array_extend(old, v);
@@ -117,7 +154,8 @@ static int part_value(json_t *part, int depth, json_t **out, const char **type, 
     json_t *v;
     *out = NULL;
     *type = NULL;
-    json_object_foreach(part, key, v) {
+    json_object_foreach(part, key, v)
+    {
         if (strncmp(key, "value", 5) == 0 && (key[5] == '\0' || isupper((unsigned char)key[5]))) {
             if (*out)
                 goto dup;
@@ -168,15 +206,15 @@ static int parts_to_object(json_t *parts, int depth, json_t **out, Diag *d)
     json_t *obj = json_object();
     size_t i;
     json_t *p;
-    json_array_foreach(parts, i, p) {
+    json_array_foreach(parts, i, p)
+    {
         if (!json_is_object(p))
             goto bad;
         const char *name = json_string_value(json_object_get(p, "name"));
         if (!name) { /* ROR guide: a bare JSON fragment */
             const char *k;
             json_t *v;
-            json_object_foreach(p, k, v)
-                member_merge(obj, k, json_deep_copy(v));
+            json_object_foreach(p, k, v) member_merge(obj, k, json_deep_copy(v));
             continue;
         }
         json_t *v;
@@ -188,8 +226,10 @@ static int parts_to_object(json_t *parts, int depth, json_t **out, Diag *d)
         }
         if (!v) {
             json_decref(obj);
-            return diag_set(d, ERR_INVALID, "FHIRPath Patch : la partie '%.100s' n'a pas de "
-                            "valeur", name);
+            return diag_set(d, ERR_INVALID,
+                            "FHIRPath Patch : la partie '%.100s' n'a pas de "
+                            "valeur",
+                            name);
         }
         char *key = member_name(name, type, v);
         member_merge(obj, key, v);
@@ -209,9 +249,8 @@ static const char *part_string(json_t *part)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(part, k, v)
-        if (strncmp(k, "value", 5) == 0 && json_is_string(v))
-            return json_string_value(v);
+    json_object_foreach(part, k, v) if (strncmp(k, "value", 5) == 0 &&
+                                        json_is_string(v)) return json_string_value(v);
     return NULL;
 }
 
@@ -222,18 +261,20 @@ static int op_parse(json_t *param, Op *op, Diag *d)
     json_t *parts = json_object_get(param, "part");
     *op = (Op){.type = -1};
     if (!name || strcmp(name, "operation") != 0 || !json_is_array(parts))
-        return diag_set(d, ERR_INVALID, "FHIRPath Patch : chaque paramètre doit être une "
+        return diag_set(d, ERR_INVALID,
+                        "FHIRPath Patch : chaque paramètre doit être une "
                         "'operation' avec des 'part'");
     const char *type = NULL;
     bool seen_index = false, seen_src = false, seen_dst = false;
     size_t i;
     json_t *p;
-    json_array_foreach(parts, i, p) {
+    json_array_foreach(parts, i, p)
+    {
         const char *pn = json_string_value(json_object_get(p, "name"));
         json_t *v = NULL;
         const char *vt = NULL;
-        int rc = pn ? part_value(p, 0, &v, &vt, d) : diag_set(d, ERR_INVALID,
-                                                              "FHIRPath Patch : partie sans nom");
+        int rc = pn ? part_value(p, 0, &v, &vt, d)
+                    : diag_set(d, ERR_INVALID, "FHIRPath Patch : partie sans nom");
         if (rc != 0)
             return rc;
         if (pn && strcmp(pn, "value") == 0 && !op->value) {
@@ -241,12 +282,16 @@ static int op_parse(json_t *param, Op *op, Diag *d)
             op->value_type = vt;
             continue;
         }
-        const char **sp = !pn ? NULL : strcmp(pn, "type") == 0 ? &type
-                                     : strcmp(pn, "path") == 0 ? &op->path
-                                     : strcmp(pn, "name") == 0 ? &op->name : NULL;
-        json_int_t *ip = !pn ? NULL : strcmp(pn, "index") == 0 ? &op->index
-                                    : strcmp(pn, "source") == 0 ? &op->source
-                                    : strcmp(pn, "destination") == 0 ? &op->destination : NULL;
+        const char **sp = !pn                       ? NULL
+                          : strcmp(pn, "type") == 0 ? &type
+                          : strcmp(pn, "path") == 0 ? &op->path
+                          : strcmp(pn, "name") == 0 ? &op->name
+                                                    : NULL;
+        json_int_t *ip = !pn                              ? NULL
+                         : strcmp(pn, "index") == 0       ? &op->index
+                         : strcmp(pn, "source") == 0      ? &op->source
+                         : strcmp(pn, "destination") == 0 ? &op->destination
+                                                          : NULL;
         bool *seen = ip == &op->index ? &seen_index : ip == &op->source ? &seen_src : &seen_dst;
         if (sp && !*sp && json_is_string(v)) {
             *sp = part_string(p); /* v is a copy: keep a pointer into the Parameters */
@@ -255,8 +300,10 @@ static int op_parse(json_t *param, Op *op, Diag *d)
             *seen = true;
         } else {
             json_decref(v);
-            return diag_set(d, ERR_INVALID, "FHIRPath Patch : partie '%.100s' inconnue, "
-                            "répétée ou mal typée", pn);
+            return diag_set(d, ERR_INVALID,
+                            "FHIRPath Patch : partie '%.100s' inconnue, "
+                            "répétée ou mal typée",
+                            pn);
         }
         json_decref(v);
     }
@@ -264,7 +311,8 @@ static int op_parse(json_t *param, Op *op, Diag *d)
         if (strcmp(type, types[k]) == 0)
             op->type = (int)k;
     if (op->type < 0)
-        return diag_set(d, ERR_INVALID, "FHIRPath Patch : type d'opération absent ou inconnu "
+        return diag_set(d, ERR_INVALID,
+                        "FHIRPath Patch : type d'opération absent ou inconnu "
                         "(add, insert, delete, replace, move)");
     if (!op->path)
         return diag_set(d, ERR_INVALID, "FHIRPath Patch : 'path' manquant");
@@ -273,23 +321,29 @@ static int op_parse(json_t *param, Op *op, Diag *d)
     if (op->type == OP_ADD && !op->name && !json_is_object(op->value))
         return diag_set(d, ERR_INVALID, "FHIRPath Patch : 'name' manquant pour 'add'");
     if ((op->type == OP_INSERT && !seen_index) || (op->type == OP_MOVE && (!seen_src || !seen_dst)))
-        return diag_set(d, ERR_INVALID, "FHIRPath Patch : 'index', 'source' ou 'destination' "
-                        "manquant pour '%s'", type);
+        return diag_set(d, ERR_INVALID,
+                        "FHIRPath Patch : 'index', 'source' ou 'destination' "
+                        "manquant pour '%s'",
+                        type);
     return 0;
 }
 
 static int not_found(Diag *d, const char *path)
 {
     diag_expr(d, "%s", path);
-    return diag_set(d, ERR_NOT_FOUND, "FHIRPath Patch : aucun élément ne correspond au chemin "
-                    "'%.300s'", path);
+    return diag_set(d, ERR_NOT_FOUND,
+                    "FHIRPath Patch : aucun élément ne correspond au chemin "
+                    "'%.300s'",
+                    path);
 }
 
 static int multiple(Diag *d, const char *path, size_t n)
 {
     diag_expr(d, "%s", path);
-    return diag_set(d, ERR_MULTIPLE, "FHIRPath Patch : le chemin '%.300s' désigne %zu éléments "
-                    "au lieu d'un seul", path, n);
+    return diag_set(d, ERR_MULTIPLE,
+                    "FHIRPath Patch : le chemin '%.300s' désigne %zu éléments "
+                    "au lieu d'un seul",
+                    path, n);
 }
 
 /* The array all items of `r` belong to (insert and move work on a list). */
@@ -315,21 +369,26 @@ static int apply_add(json_t *res, const FpResult *r, Op *op, Diag *d)
         return r->n ? multiple(d, op->path, r->n) : not_found(d, op->path);
     json_t *target = r->items[0].node;
     if (!json_is_object(target))
-        return diag_set(d, ERR_INVALID, "FHIRPath Patch : '%.300s' ne désigne pas un élément "
-                        "auquel ajouter '%s'", op->path, op->name ? op->name : "");
+        return diag_set(d, ERR_INVALID,
+                        "FHIRPath Patch : '%.300s' ne désigne pas un élément "
+                        "auquel ajouter '%s'",
+                        op->path, op->name ? op->name : "");
     json_t *adds = op->name ? json_pack("{sO}", op->name, op->value) : json_incref(op->value);
     const char *k;
     json_t *v;
     int rc = 0;
-    json_object_foreach(adds, k, v) {
+    json_object_foreach(adds, k, v)
+    {
         json_t *old = json_object_get(target, k);
         if (is_protected(res, target, k)) {
             rc = protected_error(d, k);
             break;
         }
         if (old && !json_is_array(old)) {
-            rc = diag_set(d, ERR_INVALID, "FHIRPath Patch : l'élément '%.100s' existe déjà et "
-                          "n'est pas répétable (utiliser replace)", k);
+            rc = diag_set(d, ERR_INVALID,
+                          "FHIRPath Patch : l'élément '%.100s' existe déjà et "
+                          "n'est pas répétable (utiliser replace)",
+                          k);
             break;
         }
         member_merge(target, k, json_incref(v));
@@ -351,7 +410,8 @@ static int replace_item(const FpItem *it, Op *op)
         const char *k, *keep = NULL;
         json_t *x;
         void *tmp;
-        json_object_foreach_safe(owner, tmp, k, x) {
+        json_object_foreach_safe(owner, tmp, k, x)
+        {
             if (strncmp(k, "value", 5) == 0 && isupper((unsigned char)k[5])) {
                 keep = keep ? keep : fp_type_from_suffix(k + 5, strlen(k + 5));
                 json_object_del(owner, k);
@@ -394,8 +454,10 @@ static int replace_named(json_t *res, const FpResult *r, Op *op, Diag *d)
     json_t *old = json_object_get(target, op->name);
     if (!old) {
         diag_expr(d, "%s.%s", op->path, op->name);
-        return diag_set(d, ERR_NOT_FOUND, "FHIRPath Patch : aucun élément '%.100s' sous le "
-                        "chemin '%.300s'", op->name, op->path);
+        return diag_set(d, ERR_NOT_FOUND,
+                        "FHIRPath Patch : aucun élément '%.100s' sous le "
+                        "chemin '%.300s'",
+                        op->name, op->path);
     }
     if (is_protected(res, target, op->name))
         return protected_error(d, op->name);
@@ -414,8 +476,10 @@ static int apply_replace(json_t *res, const FpResult *r, Op *op, Diag *d)
         return not_found(d, op->path);
     for (size_t i = 0; i < r->n; i++) {
         if (!r->items[i].owner)
-            return diag_set(d, ERR_INVALID, "FHIRPath Patch : '%.300s' ne désigne pas un élément "
-                            "modifiable", op->path);
+            return diag_set(d, ERR_INVALID,
+                            "FHIRPath Patch : '%.300s' ne désigne pas un élément "
+                            "modifiable",
+                            op->path);
         if (is_protected(res, r->items[i].owner, r->items[i].key))
             return protected_error(d, r->items[i].key);
     }
@@ -442,8 +506,10 @@ static int apply_delete(json_t *res, const FpResult *r, Op *op, Diag *d)
         return multiple(d, op->path, r->n);
     const FpItem *it = &r->items[0];
     if (!it->owner)
-        return diag_set(d, ERR_INVALID, "FHIRPath Patch : '%.300s' ne désigne pas un élément "
-                        "supprimable", op->path);
+        return diag_set(d, ERR_INVALID,
+                        "FHIRPath Patch : '%.300s' ne désigne pas un élément "
+                        "supprimable",
+                        op->path);
     if (is_protected(res, it->owner, it->key))
         return protected_error(d, it->key);
     json_t *arr = json_object_get(it->owner, it->key);
@@ -466,14 +532,18 @@ static int apply_list_op(const FpResult *r, Op *op, Diag *d)
     size_t n = json_array_size(list);
     if (op->type == OP_INSERT) {
         if ((size_t)op->index > n)
-            return diag_set(d, ERR_INVALID, "FHIRPath Patch : index %lld hors de la liste "
-                            "(%zu éléments)", (long long)op->index, n);
+            return diag_set(d, ERR_INVALID,
+                            "FHIRPath Patch : index %lld hors de la liste "
+                            "(%zu éléments)",
+                            (long long)op->index, n);
         json_array_insert(list, (size_t)op->index, op->value);
         return 0;
     }
     if ((size_t)op->source >= n || (size_t)op->destination >= n)
-        return diag_set(d, ERR_INVALID, "FHIRPath Patch : source ou destination hors de la liste "
-                        "(%zu éléments)", n);
+        return diag_set(d, ERR_INVALID,
+                        "FHIRPath Patch : source ou destination hors de la liste "
+                        "(%zu éléments)",
+                        n);
     json_t *moved = json_incref(json_array_get(list, (size_t)op->source));
     json_array_remove(list, (size_t)op->source);
     json_array_insert_new(list, (size_t)op->destination, moved);
@@ -487,11 +557,13 @@ int fhirpath_patch_apply(json_t *resource, json_t *parameters, Diag *d)
     if (!json_is_object(resource) || !json_is_object(parameters) ||
         (rt && strcmp(rt, "Parameters") != 0) || !json_is_array(params) ||
         json_array_size(params) == 0)
-        return diag_set(d, ERR_INVALID, "FHIRPath Patch : une ressource Parameters avec au moins "
+        return diag_set(d, ERR_INVALID,
+                        "FHIRPath Patch : une ressource Parameters avec au moins "
                         "une opération est attendue");
     size_t i;
     json_t *param;
-    json_array_foreach(params, i, param) {
+    json_array_foreach(params, i, param)
+    {
         Op op;
         FpResult r = {0};
         int rc = op_parse(param, &op, d);

@@ -92,7 +92,9 @@ HttpServer *http_server_new(void)
     return xcalloc(1, sizeof(HttpServer));
 }
 
-static size_t split_path(const char *path, char **out, size_t max)
+/* Split a path into at most `max` segments, copied into `a` (or malloc'd when a is NULL).
+ * Returns the count, or max + 1 when there are more. */
+static size_t split_path(const char *path, char **out, size_t max, Arena *a)
 {
     size_t n = 0;
     const char *p = path;
@@ -105,7 +107,7 @@ static size_t split_path(const char *path, char **out, size_t max)
         size_t len = e ? (size_t)(e - p) : strlen(p);
         if (n == max)
             return max + 1;
-        out[n++] = xstrndup(p, len);
+        out[n++] = a ? arena_strndup(a, p, len) : xstrndup(p, len);
         p += len;
     }
     return n;
@@ -120,7 +122,7 @@ void http_route(HttpServer *s, int methods, const char *pattern, HttpHandler h, 
     Route *r = &s->routes[s->nroutes++];
     r->methods = methods;
     r->segs = xcalloc(16, sizeof(char *));
-    r->nsegs = split_path(pattern, r->segs, 16);
+    r->nsegs = split_path(pattern, r->segs, 16, NULL);
     r->handler = h;
     r->ctx = ctx;
 }
@@ -145,18 +147,7 @@ static bool route_match(const Route *r, char **segs, size_t n, HttpRequest *req)
 static void dispatch(HttpServer *s, HttpRequest *req)
 {
     char *segs[16];
-    size_t n = 0;
-    const char *p = req->path;
-    while (*p && n <= 15) { /* split in the arena: segments die with the request */
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, '/');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        segs[n++] = arena_strndup(&req->arena, p, len);
-        p += len;
-    }
+    size_t n = split_path(req->path, segs, 15, &req->arena);
     int allowed = 0;
     if (n <= 15) {
         for (size_t i = 0; i < s->nroutes; i++) {
@@ -183,8 +174,8 @@ static void dispatch(HttpServer *s, HttpRequest *req)
             }
         http_header_set(req, "Allow", allow);
         Diag d = {{0}, {0}};
-        diag_set(&d, ERR_METHOD, "méthode %s non autorisée ici (autorisées : %s)",
-                 req->method_name, allow);
+        diag_set(&d, ERR_METHOD, "méthode %s non autorisée ici (autorisées : %s)", req->method_name,
+                 allow);
         http_fail(req, ERR_METHOD, &d);
         return;
     }
@@ -217,9 +208,8 @@ void http_respond(HttpRequest *r, int status, const char *content_type, char *bo
         free(body);
         return;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body ? body : (char *)"",
-                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -256,8 +246,8 @@ static int method_bit(const char *m)
     return 0;
 }
 
-static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connection,
-                                      const char *url, const char *method, const char *version,
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connection, const char *url,
+                                      const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
                                       void **con_cls)
 {
@@ -298,8 +288,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
             inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
                       sizeof addr);
         else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                      addr, sizeof addr);
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+                      sizeof addr);
     }
     r->remote = arena_strdup(&r->arena, addr);
     const char *host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Host");
@@ -357,17 +347,17 @@ int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
         return diag_set(d, ERR_INVALID, "adresse d'écoute invalide : %s", o->bind);
     s->max_body = o->max_body;
     unsigned threads = o->threads > 0 ? (unsigned)o->threads : 4;
-    s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)o->port,
-        NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(HTTP_MAX_URI * 4 + 64 * 1024),
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_END);
+    s->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+                         (uint16_t)o->port, NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 60u,
+                         MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)(HTTP_MAX_URI * 4 + 64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
+                         1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
     if (!s->daemon)
-        return diag_set(d, ERR_IO, "impossible d'écouter sur %s:%d", o->bind ? o->bind : "127.0.0.1",
-                        o->port);
+        return diag_set(d, ERR_IO, "impossible d'écouter sur %s:%d",
+                        o->bind ? o->bind : "127.0.0.1", o->port);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : o->port;
     return 0;

@@ -41,18 +41,18 @@ typedef void (*HttpHandler)(HttpRequest *req, void *ctx);
 /** What a handler sees. */
 struct HttpRequest {
     Arena arena;
-    int method;                   /* one HTTP_* bit */
+    int method; /* one HTTP_* bit */
     const char *method_name;
-    const char *path;             /* decoded path, without the query */
+    const char *path;                    /* decoded path, without the query */
     const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the matched route, in order */
     QueryParam query[HTTP_MAX_QUERY];
     size_t nquery;
-    bool query_overflow;          /* more than HTTP_MAX_QUERY parameters were sent */
-    size_t query_bytes;           /* decoded size of the query */
-    const char *body;             /* NUL-terminated; "" when none */
+    bool query_overflow; /* more than HTTP_MAX_QUERY parameters were sent */
+    size_t query_bytes;  /* decoded size of the query */
+    const char *body;    /* NUL-terminated; "" when none */
     size_t body_len;
-    const char *remote;           /* client address */
-    const char *base_url;         /* "http://host:port" as the client addressed us */
+    const char *remote;   /* client address */
+    const char *base_url; /* "http://host:port" as the client addressed us */
     /* private */
     void *conn;
     void *response;
@@ -63,11 +63,11 @@ struct HttpRequest {
 typedef struct HttpServer HttpServer;
 
 typedef struct HttpOptions {
-    const char *bind;       /* address to listen on; NULL = 127.0.0.1 */
-    int port;               /* 0 = any free port */
-    int threads;            /* worker threads */
-    size_t max_body;        /* bytes; larger bodies get 413 */
-    unsigned timeout_s;     /* idle connection timeout */
+    const char *bind;   /* address to listen on; NULL = 127.0.0.1 */
+    int port;           /* 0 = any free port */
+    int threads;        /* worker threads */
+    size_t max_body;    /* bytes; larger bodies get 413 */
+    unsigned timeout_s; /* idle connection timeout */
 } HttpOptions;
 
 HttpServer *http_server_new(void);

@@ -33,10 +33,10 @@ typedef struct Store Store;
 typedef struct StoreTxn StoreTxn;
 
 typedef struct StoreOptions {
-    const char *path;          /* database file (created if missing) */
-    const FhirRegistry *reg;   /* search parameters for index extraction */
-    int readers;               /* reader connections (default 8) */
-    int max_batch;             /* jobs per group commit (default 256) */
+    const char *path;        /* database file (created if missing) */
+    const FhirRegistry *reg; /* search parameters for index extraction */
+    int readers;             /* reader connections (default 8) */
+    int max_batch;           /* jobs per group commit (default 256) */
 } StoreOptions;
 
 /** Open (creating and migrating as needed) the store. ERR_IO with detail in d. */
@@ -49,17 +49,16 @@ typedef struct StoredResource {
     const char *type;
     const char *id;
     int64_t version;
-    int64_t last_updated;   /* epoch ms */
+    int64_t last_updated; /* epoch ms */
     bool deleted;
     const char *author;
-    const char *body;       /* JSON text with id and meta set; "" for a deleted version */
+    const char *body; /* JSON text with id and meta set; "" for a deleted version */
     size_t len;
 } StoredResource;
 
 /** Current version of type/id. ERR_NOT_FOUND if it never existed; ERR_GONE (out filled) if
  *  its current version is a deletion. */
-int store_read(Store *s, Arena *a, const char *type, const char *id, StoredResource *out,
-               Diag *d);
+int store_read(Store *s, Arena *a, const char *type, const char *id, StoredResource *out, Diag *d);
 /** A given version. ERR_NOT_FOUND if there is no such version. */
 int store_vread(Store *s, Arena *a, const char *type, const char *id, int64_t version,
                 StoredResource *out, Diag *d);
@@ -71,10 +70,10 @@ int store_history(Store *s, Arena *a, const char *type, const char *id, size_t m
 typedef struct StorePage {
     StoredResource *matches;
     size_t nmatches;
-    StoredResource *included;  /* by _include / _revinclude, without duplicates */
+    StoredResource *included; /* by _include / _revinclude, without duplicates */
     size_t nincluded;
-    int64_t total;             /* -1 when not computed (_total=none) */
-    const char *next_cursor;   /* NULL on the last page */
+    int64_t total;           /* -1 when not computed (_total=none) */
+    const char *next_cursor; /* NULL on the last page */
 } StorePage;
 
 /** Run a search plan. Paging is keyset-based on the sort keys then the internal row number,
@@ -91,21 +90,21 @@ typedef int (*StoreTxnFn)(StoreTxn *t, void *ctx, Diag *d);
 int store_write(Store *s, StoreTxnFn fn, void *ctx, Diag *d);
 
 /** Current version as seen inside the transaction (same errors as store_read). */
-int store_txn_read(StoreTxn *t, Arena *a, const char *type, const char *id,
-                   StoredResource *out, Diag *d);
+int store_txn_read(StoreTxn *t, Arena *a, const char *type, const char *id, StoredResource *out,
+                   Diag *d);
 /** Search inside the transaction (for conditional create/update/patch). */
 int store_txn_search(StoreTxn *t, Arena *a, const SearchPlan *plan, StorePage *out, Diag *d);
 
 typedef struct StorePut {
     const char *type;
-    const char *id;          /* NULL: a new server-assigned id (create) */
-    json_t *res;             /* parsed resource: indexed; its id/meta are ignored */
-    const char *text;        /* the client's text, kept byte for byte (see json_resource_rewrite);
-                                NULL: serialise `res` */
+    const char *id;   /* NULL: a new server-assigned id (create) */
+    json_t *res;      /* parsed resource: indexed; its id/meta are ignored */
+    const char *text; /* the client's text, kept byte for byte (see json_resource_rewrite);
+                         NULL: serialise `res` */
     size_t len;
-    int64_t if_match;        /* > 0: the current version must be this one (ERR_PRECONDITION) */
-    bool create_only;        /* ERR_CONFLICT if type/id exists (even deleted) */
-    const char *author;      /* who writes: recorded with the version */
+    int64_t if_match;   /* > 0: the current version must be this one (ERR_PRECONDITION) */
+    bool create_only;   /* ERR_CONFLICT if type/id exists (even deleted) */
+    const char *author; /* who writes: recorded with the version */
 } StorePut;
 
 /** Write a new version of a resource (or its first). `out` receives the stored version (in a).

@@ -180,8 +180,14 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
             sql_int(q, v->hi);
             sql_add(q, ")");
             break;
-        case PFX_GT: sql_addc(q, pre, "@hi > "); sql_int(q, v->hi); break;
-        case PFX_LT: sql_addc(q, pre, "@lo < "); sql_int(q, v->lo); break;
+        case PFX_GT:
+            sql_addc(q, pre, "@hi > ");
+            sql_int(q, v->hi);
+            break;
+        case PFX_LT:
+            sql_addc(q, pre, "@lo < ");
+            sql_int(q, v->lo);
+            break;
         case PFX_GE:
         case PFX_LE:
             sql_addc(q, pre, v->prefix == PFX_GE ? "(@hi > " : "(@lo < ");
@@ -192,8 +198,14 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
             sql_int(q, v->hi);
             sql_add(q, "))");
             break;
-        case PFX_SA: sql_addc(q, pre, "@lo > "); sql_int(q, v->hi); break;
-        case PFX_EB: sql_addc(q, pre, "@hi < "); sql_int(q, v->lo); break;
+        case PFX_SA:
+            sql_addc(q, pre, "@lo > ");
+            sql_int(q, v->hi);
+            break;
+        case PFX_EB:
+            sql_addc(q, pre, "@hi < ");
+            sql_int(q, v->lo);
+            break;
         case PFX_AP: {
             /* approximately: within 10 % of the distance from now, at least a day */
             int64_t gap = llabs(time_now_ms() - v->lo) / 10;
@@ -221,11 +233,23 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
             sql_add(q, ")");
             break;
         case PFX_GT:
-        case PFX_SA: sql_addc(q, pre, "@value > "); sql_real(q, v->num); break;
+        case PFX_SA:
+            sql_addc(q, pre, "@value > ");
+            sql_real(q, v->num);
+            break;
         case PFX_LT:
-        case PFX_EB: sql_addc(q, pre, "@value < "); sql_real(q, v->num); break;
-        case PFX_GE: sql_addc(q, pre, "@value >= "); sql_real(q, v->num); break;
-        case PFX_LE: sql_addc(q, pre, "@value <= "); sql_real(q, v->num); break;
+        case PFX_EB:
+            sql_addc(q, pre, "@value < ");
+            sql_real(q, v->num);
+            break;
+        case PFX_GE:
+            sql_addc(q, pre, "@value >= ");
+            sql_real(q, v->num);
+            break;
+        case PFX_LE:
+            sql_addc(q, pre, "@value <= ");
+            sql_real(q, v->num);
+            break;
         case PFX_AP:
             sql_addc(q, pre, "@value BETWEEN ");
             sql_real(q, v->num - fabs(v->num) * 0.1);
@@ -261,9 +285,7 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
             sql_text(q, v->str);
         }
         break;
-    default:
-        sql_add(q, "0");
-        break;
+    default: sql_add(q, "0"); break;
     }
 }
 
@@ -354,8 +376,8 @@ static void emit_group(Sql *q, Arena *a, const SearchClause *cs, size_t n, int g
         } else {
             sql_add(q, " JOIN ");
             sql_add(q, table_of(clause_kind(&cs[i])));
-            sql_add(q, arena_printf(a, " %s ON %s.res = g0.res AND %s.grp = g0.grp", alias,
-                                    alias, alias));
+            sql_add(q, arena_printf(a, " %s ON %s.res = g0.res AND %s.grp = g0.grp", alias, alias,
+                                    alias));
         }
         k++;
     }
@@ -497,8 +519,7 @@ static char *cursor_make(sqlite3_stmt *st, int first_sort_col, size_t nsorts, in
 }
 
 /* Decode a cursor into binds (one per sort key) and the pk. ERR_INVALID when malformed. */
-static int cursor_parse(Arena *a, const char *cur, size_t nsorts, Bind *vals, int64_t *pk,
-                        Diag *d)
+static int cursor_parse(Arena *a, const char *cur, size_t nsorts, Bind *vals, int64_t *pk, Diag *d)
 {
     json_t *arr = NULL;
     int rc = json_parse(cur, strlen(cur), &arr, NULL);
@@ -631,7 +652,8 @@ static int step_rows(Conn *c, Arena *a, Sql *q, const ResSet *matches, ResSet *i
         set_add(inc, &r, pk);
     }
     sqlite3_reset(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : diag_set(d, ERR_IO, "erreur de stockage");
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0
+                                                     : diag_set(d, ERR_IO, "erreur de stockage");
 }
 
 /* Apply one _include/_revinclude to the resources src->items[from..n). */
@@ -689,8 +711,8 @@ static int include_apply(Conn *c, Arena *a, const SearchInclude *inc, const ResS
     return rc;
 }
 
-static int includes_run(Conn *c, Arena *a, const SearchPlan *p, const ResSet *matches,
-                        ResSet *inc, Diag *d)
+static int includes_run(Conn *c, Arena *a, const SearchPlan *p, const ResSet *matches, ResSet *inc,
+                        Diag *d)
 {
     /* round 1 on the matches; later rounds on what the previous round added, with the
      * :iterate includes (and, leniently, those whose source type is not the searched type) */

@@ -413,8 +413,7 @@ static void fill(Arena *a, sqlite3_stmt *st, int col, const char *type, StoredRe
     out->body = arena_strndup(a, (const char *)sqlite3_column_text(st, col + 5), out->len);
 }
 
-int conn_read(Conn *c, Arena *a, const char *type, const char *id, StoredResource *out,
-              Diag *d)
+int conn_read(Conn *c, Arena *a, const char *type, const char *id, StoredResource *out, Diag *d)
 {
     sqlite3_stmt *st = conn_stmt(c,
                                  "SELECT type, id, version, last_updated, deleted, author, body "
@@ -438,8 +437,7 @@ int conn_read(Conn *c, Arena *a, const char *type, const char *id, StoredResourc
     return rc;
 }
 
-int store_read(Store *s, Arena *a, const char *type, const char *id, StoredResource *out,
-               Diag *d)
+int store_read(Store *s, Arena *a, const char *type, const char *id, StoredResource *out, Diag *d)
 {
     Conn *c = reader_acquire(s);
     int rc = conn_read(c, a, type, id, out, d);
@@ -560,8 +558,8 @@ int store_search(Store *s, Arena *a, const SearchPlan *plan, StorePage *out, Dia
 
 /* ------------------------------------------------------------------ writes */
 
-int store_txn_read(StoreTxn *t, Arena *a, const char *type, const char *id,
-                   StoredResource *out, Diag *d)
+int store_txn_read(StoreTxn *t, Arena *a, const char *type, const char *id, StoredResource *out,
+                   Diag *d)
 {
     return conn_read(t->conn, a, type, id, out, d);
 }
@@ -585,8 +583,8 @@ static void txn_change(StoreTxn *t, const StoredResource *r)
     c->deleted = r->deleted;
 }
 
-static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char *type,
-                       json_t *res, Diag *d)
+static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char *type, json_t *res,
+                       Diag *d)
 {
     static const char *const del[] = {
         "DELETE FROM sp_token WHERE res=?1",     "DELETE FROM sp_string WHERE res=?1",
@@ -711,8 +709,8 @@ static int current_get(Conn *c, const char *type, const char *id, Current *cur, 
     return rc;
 }
 
-static int row_write(Conn *c, const Current *cur, bool exists, const StoredResource *r,
-                     int64_t *pk, Diag *d)
+static int row_write(Conn *c, const Current *cur, bool exists, const StoredResource *r, int64_t *pk,
+                     Diag *d)
 {
     sqlite3_stmt *st = conn_stmt(
         c,
@@ -805,8 +803,7 @@ int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out,
 
     Buf body;
     buf_init(&body, 64u << 20);
-    rc = p->text ? json_resource_rewrite(p->text, p->len, p->type, id, m2, &body)
-                 : ERR_UNSUPPORTED;
+    rc = p->text ? json_resource_rewrite(p->text, p->len, p->type, id, m2, &body) : ERR_UNSUPPORTED;
     if (rc != 0) { /* no original text, or an escaped key: serialise the parsed resource */
         buf_cleanup(&body);
         buf_init(&body, 64u << 20);
@@ -866,7 +863,8 @@ int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, in
     r.author = arena_strdup(a, author ? author : "inconnu");
     r.body = "";
     int64_t pk;
-    if ((rc = archive_current(c, cur.pk, d)) != 0 || (rc = row_write(c, &cur, true, &r, &pk, d)) != 0 ||
+    if ((rc = archive_current(c, cur.pk, d)) != 0 ||
+        (rc = row_write(c, &cur, true, &r, &pk, d)) != 0 ||
         (rc = index_write(c, t->store->reg, pk, type, NULL, d)) != 0)
         return rc;
     txn_change(t, &r);

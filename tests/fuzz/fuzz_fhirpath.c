@@ -26,10 +26,11 @@ static void patch_with(json_t *doc, const char *type, const char *path, json_t *
 {
     json_t *res = json_deep_copy(doc);
     json_t *op = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:i},{s:s,s:i},"
-                           "{s:s,s:i}]}", "name", "operation", "part", "name", "type",
-                           "valueCode", type, "name", "path", "valueString", path, "name", "name",
-                           "valueString", "extension", "name", "index", "valueInteger", 0, "name",
-                           "source", "valueInteger", 0, "name", "destination", "valueInteger", 1);
+                           "{s:s,s:i}]}",
+                           "name", "operation", "part", "name", "type", "valueCode", type, "name",
+                           "path", "valueString", path, "name", "name", "valueString", "extension",
+                           "name", "index", "valueInteger", 0, "name", "source", "valueInteger", 0,
+                           "name", "destination", "valueInteger", 1);
     if (value && strcmp(type, "delete") != 0 && strcmp(type, "move") != 0)
         json_array_append_new(json_object_get(op, "part"),
                               json_pack("{s:s,s:O}", "name", "value", "value", value));

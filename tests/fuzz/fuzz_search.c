@@ -29,8 +29,10 @@ static int seed(StoreTxn *t, void *ctx, Diag *d)
     {
         json_t *res = json_object_get(e, "resource");
         StoredResource out;
-        StorePut p = {.type = json_str(res, "resourceType"), .id = json_str(res, "id"),
-                      .res = res, .author = "fuzz"};
+        StorePut p = {.type = json_str(res, "resourceType"),
+                      .id = json_str(res, "id"),
+                      .res = res,
+                      .author = "fuzz"};
         if (store_txn_put(t, &a, &p, &out, d) != 0)
             abort();
     }

@@ -39,10 +39,18 @@ static void test_time_ranges(void **state)
         assert_int_equal(lo, cases[i].lo);
         assert_int_equal(hi, cases[i].hi);
     }
-    static const char *bad[] = {"",           "20",           "2021-13",       "2021-02-30",
-                                "2021-1-01",  "2021-01-01T",  "2021-01-01T25:00Z",
-                                "2021-01-01T10:00:00+1:00", "2021-01-01x", "2021-01-01T10:00:00.Z",
-                                "２０２１",    "2021-01-01T10:61Z"};
+    static const char *bad[] = {"",
+                                "20",
+                                "2021-13",
+                                "2021-02-30",
+                                "2021-1-01",
+                                "2021-01-01T",
+                                "2021-01-01T25:00Z",
+                                "2021-01-01T10:00:00+1:00",
+                                "2021-01-01x",
+                                "2021-01-01T10:00:00.Z",
+                                "２０２１",
+                                "2021-01-01T10:61Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t lo = 7, hi = 7;
         assert_int_equal(time_parse_range(bad[i], strlen(bad[i]), &lo, &hi), ERR_INVALID);

@@ -92,7 +92,8 @@ static bool has_row(const IndexRows *rows, const char *param, SpType kind, const
     for (size_t i = 0; i < rows->n; i++) {
         const IndexRow *r = &rows->rows[i];
         if (strcmp(r->param, param) == 0 && r->kind == kind &&
-            (!s1 || (r->s1 && strcmp(r->s1, s1) == 0)) && (!s2 || (r->s2 && strcmp(r->s2, s2) == 0)))
+            (!s1 || (r->s1 && strcmp(r->s1, s1) == 0)) &&
+            (!s2 || (r->s2 && strcmp(r->s2, s2) == 0)))
             return true;
     }
     return false;
@@ -157,9 +158,12 @@ static void test_parse_values(void **state)
     (void)state;
     SearchPlan *p = NULL;
     Diag d = {{0}, {0}};
-    const char *q1[] = {"identifier", "http://a|x\\,y,|z,w", "_lastUpdated", "ge2021-03",
-                        "nb-capacity", "gt1.50", "limit-value", "le200|http://unitsofmeasure.org|kg",
-                        "address-city", "Créteil", "_count", "500"};
+    const char *q1[] = {"identifier",   "http://a|x\\,y,|z,w",
+                        "_lastUpdated", "ge2021-03",
+                        "nb-capacity",  "gt1.50",
+                        "limit-value",  "le200|http://unitsofmeasure.org|kg",
+                        "address-city", "Créteil",
+                        "_count",       "500"};
     assert_int_equal(parse("Location", q1, 6, true, &p, &d), 0);
     assert_int_equal(p->nclauses, 5);
     assert_int_equal(p->count, SEARCH_COUNT_MAX);
@@ -190,11 +194,20 @@ static void test_parse_errors(void **state)
 {
     (void)state;
     static const char *bad[][2] = {
-        {"_lastUpdated", "xx2021"}, {"_lastUpdated", "ge2021-13-01"}, {"nb-capacity", "gtabc"},
-        {"nb-capacity", "1e999"},   {"_count", "-1"},                 {"_count", "ten"},
-        {"name", ""},               {"organization", "Bogus/1"},      {"name:missing", "maybe"},
-        {"_include", "Nope:x"},     {"_include", "Location"},         {"_total", "all"},
-        {"_has:PractitionerRole", "x"}, {"location.name.x.y.z", "a"},
+        {"_lastUpdated", "xx2021"},
+        {"_lastUpdated", "ge2021-13-01"},
+        {"nb-capacity", "gtabc"},
+        {"nb-capacity", "1e999"},
+        {"_count", "-1"},
+        {"_count", "ten"},
+        {"name", ""},
+        {"organization", "Bogus/1"},
+        {"name:missing", "maybe"},
+        {"_include", "Nope:x"},
+        {"_include", "Location"},
+        {"_total", "all"},
+        {"_has:PractitionerRole", "x"},
+        {"location.name.x.y.z", "a"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         SearchPlan *p = NULL;
@@ -233,10 +246,16 @@ static void test_parse_unknown_and_chains(void **state)
     assert_int_equal(parse("Organization", q, 1, true, &p, &d), ERR_INVALID);
     assert_non_null(strstr(d.msg, "foo"));
 
-    const char *chain[] = {"location.commune-cog", "75113", "organization.partof.identifier", "x",
-                           "_has:PractitionerRole:service:identifier", "r1",
-                           "_include:iterate", "Organization:partof",
-                           "_revinclude", "PractitionerRole:service"};
+    const char *chain[] = {"location.commune-cog",
+                           "75113",
+                           "organization.partof.identifier",
+                           "x",
+                           "_has:PractitionerRole:service:identifier",
+                           "r1",
+                           "_include:iterate",
+                           "Organization:partof",
+                           "_revinclude",
+                           "PractitionerRole:service"};
     assert_int_equal(parse("HealthcareService", chain, 5, true, &p, &d), 0);
     assert_int_equal(p->nclauses, 3);
     assert_string_equal(p->clauses[0].chain_type, "Location");
@@ -281,7 +300,7 @@ static void test_correlation_groups(void **state)
     /* chains through the same reference are merged: criteria hold on one target */
     SearchPlan *p = NULL;
     const char *q[] = {"location.capacity-status", "02", "location.nb-capacity", "gt0",
-                       "organization.name", "x"};
+                       "organization.name",        "x"};
     assert_int_equal(parse("HealthcareService", q, 3, true, &p, NULL), 0);
     assert_int_equal(p->nclauses, 2);
     assert_int_equal(p->clauses[0].nchain, 2);
@@ -293,12 +312,9 @@ static void test_correlation_groups(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_registry),
-        cmocka_unit_test(test_index_location),
-        cmocka_unit_test(test_index_service),
-        cmocka_unit_test(test_parse_values),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_parse_unknown_and_chains),
+        cmocka_unit_test(test_registry),           cmocka_unit_test(test_index_location),
+        cmocka_unit_test(test_index_service),      cmocka_unit_test(test_parse_values),
+        cmocka_unit_test(test_parse_errors),       cmocka_unit_test(test_parse_unknown_and_chains),
         cmocka_unit_test(test_correlation_groups),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

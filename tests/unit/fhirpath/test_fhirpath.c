@@ -108,23 +108,23 @@ static const Golden golden[] = {
     {"Location.managingOrganization.resolve().is(Resource)", LOC, "[true]"},
     /* choice types, as/is/ofType */
     {"Location.extension.where(url='" SD "ror-commune-cog').value.coding.code", LOC, "['78646']"},
-    {"Location.extension.where(url='" SD "ror-commune-cog').valueCodeableConcept.coding.code",
-     LOC, "['78646']"},
+    {"Location.extension.where(url='" SD "ror-commune-cog').valueCodeableConcept.coding.code", LOC,
+     "['78646']"},
     {"Location.extension.where(url='" SD "ror-commune-cog').value.as(CodeableConcept).coding.code",
      LOC, "['78646']"},
     {"Location.extension.where(url='" SD "ror-commune-cog').value.as(Coding)", LOC, "[]"},
     {"Location.extension.where(url='" SD "ror-commune-cog').value is CodeableConcept", LOC,
      "[true]"},
     {"Location.extension.where(url='" SD "ror-commune-cog').value.is(Quantity)", LOC, "[false]"},
-    {"(Location.extension.where(url='" SD "ror-commune-cog').value as CodeableConcept).text",
-     LOC, "[]"},
+    {"(Location.extension.where(url='" SD "ror-commune-cog').value as CodeableConcept).text", LOC,
+     "[]"},
     {"Location.extension.extension.where(url='nbCapacity').value.ofType(integer)", LOC, "[5,7]"},
     {"Location.extension.extension.where(url='nbCapacity').value.as(Integer)", LOC, "[5,7]"},
     {"Location.extension.extension.where(url='nbCapacity').value.as(string)", LOC, "[]"},
-    {"Location.extension.extension.extension.where(url='limitValue').value.as(Quantity).value",
-     LOC, "[300]"},
-    {"Location.extension.extension.extension.where(url='limitValue').value.as(SimpleQuantity)",
-     LOC, "[]"},
+    {"Location.extension.extension.extension.where(url='limitValue').value.as(Quantity).value", LOC,
+     "[300]"},
+    {"Location.extension.extension.extension.where(url='limitValue').value.as(SimpleQuantity)", LOC,
+     "[]"},
     {"Location.address.extension.value.as(string)", LOC, "['78646']"},
     {"Location.address.extension.value.as(code)", LOC, "['78646']"},
     {"Location.address.extension.value.as(uri)", LOC, "[]"},
@@ -139,8 +139,8 @@ static const Golden golden[] = {
     {"Location.as(Location).id", LOC, "['loc1']"},
     {"Location.is(Resource)", LOC, "[true]"},
     {"Location.is(FHIR.Organization)", LOC, "[false]"},
-    {"Organization.extension.where(url='" SD "ror-organization-drop-zone').value.as(boolean)",
-     ORG, "[true]"},
+    {"Organization.extension.where(url='" SD "ror-organization-drop-zone').value.as(boolean)", ORG,
+     "[true]"},
     /* operators and literals */
     {"Location.name = 'Unite A'", LOC, "[true]"},
     {"Location.name != 'Unite A'", LOC, "[false]"},
@@ -185,19 +185,22 @@ static const Golden golden[] = {
      "valueCodeableConcept.coding[0].code='02')).extension.where(url='nbCapacity')",
      LOC, "[{'url':'nbCapacity','valueInteger':7}]"},
     {"Location.extension.where(url='" CAP "' and extension.where(url='temporaryAssignement' and "
-     "valueCodeableConcept.coding[0].code='03')).extension.where(url='nbCapacity')", LOC, "[]"},
+     "valueCodeableConcept.coding[0].code='03')).extension.where(url='nbCapacity')",
+     LOC, "[]"},
     {"Location.extension.where(url='" SD "ror-location-equipment' and extension.where("
      "url='equipmentType' and valueCodeableConcept.coding[0].code='089') and extension"
      ".where(url='" SD "ror-location-equipment-limit' and extension.where(url='limitValue' and "
      "valueQuantity.value=300 and valueQuantity.unit='kg'))).extension.where(url='nbInService')"
-     ".value", LOC, "[2]"},
+     ".value",
+     LOC, "[2]"},
     /* as published in the guide (patch/location.md): `extension.extension` goes one level too
      * deep under the equipment, so nothing matches */
     {"Location.extension.where(url='" SD "ror-location-equipment' and extension.where("
      "url='equipmentType' and valueCodeableConcept.coding[0].code='089') and extension.extension"
      ".where(url='" SD "ror-location-equipment-limit' and extension.where(url='limitValue' and "
      "valueQuantity.value=300 and valueQuantity.unit='kg'))).extension.where(url='nbInService')"
-     ".value", LOC, "[]"},
+     ".value",
+     LOC, "[]"},
 };
 
 static void test_golden(void **state)
@@ -227,36 +230,48 @@ static const Golden search_params[] = {
     {LEXT "temporaryAssignement').value.as(CodeableConcept)", LOC, "[" CC("01") "," CC("02") "]"},
     /* the guide declares the limit at top level; the profile nests it in the equipment */
     {"Location.extension.where(url='" SD "ror-location-equipment-limit').extension.where("
-     "url='limitValue').value.as(Quantity)", LOC, "[]"},
+     "url='limitValue').value.as(Quantity)",
+     LOC, "[]"},
     {"Location.extension.where(url='" SD "ror-location-equipment').extension.where("
-     "url='equipmentType').value.as(CodeableConcept)", LOC, "[" CC("089") "]"},
+     "url='equipmentType').value.as(CodeableConcept)",
+     LOC, "[" CC("089") "]"},
     {"Location.extension.where(url='" SD "ror-location-residential-capacity').extension.where("
-     "url='residentialNumber').value.as(integer)", LOC, "[12]"},
+     "url='residentialNumber').value.as(integer)",
+     LOC, "[12]"},
     {"Location.extension.where(url='" SD "ror-commune-cog').value.as(CodeableConcept)", LOC,
      "[" CC("78646") "]"},
     {"Location.address.extension.where(url='https://interop.esante.gouv.fr/ig/fhir/ror/"
-     "structuredefinition/datatype/fr-address-insee-code').value.as(code)", LOC, "['78646']"},
+     "structuredefinition/datatype/fr-address-insee-code').value.as(code)",
+     LOC, "['78646']"},
     {"HealthcareService.extension.where(url = '" SD "ror-healthcareservice-patient-type')"
-     ".extension.where(url = 'ageRange').value.as(Range).high", HS, "[{'value':150,'code':'a'}]"},
+     ".extension.where(url = 'ageRange').value.as(Range).high",
+     HS, "[{'value':150,'code':'a'}]"},
     {"HealthcareService.extension.where(url = '" SD "ror-healthcareservice-patient-type')"
-     ".extension.where(url = 'ageRange').value.as(Range).low", HS, "[{'value':15,'code':'a'}]"},
+     ".extension.where(url = 'ageRange').value.as(Range).low",
+     HS, "[{'value':15,'code':'a'}]"},
     {"HealthcareService.notAvailable.where(id='closingReopeningDate').during", HS,
      "[{'start':'2024-06-01','end':'2024-09-01'}]"},
     {"HealthcareService.extension.where(url = '" SD "ror-healthcareservice-psychiatric-sector')"
-     ".value.as(string)", HS, "['92G01']"},
+     ".value.as(string)",
+     HS, "['92G01']"},
     {"HealthcareService.extension.where(url = 'http://interop.esante.gouv.fr/ig/fhir/ror30/"
      "StructureDefinition/ror-healthcareservice-equipement').extension.where(url = "
-     "'equipmentType').value.as(CodeableConcept)", HS, "[" CC("E1") "]"},
+     "'equipmentType').value.as(CodeableConcept)",
+     HS, "[" CC("E1") "]"},
     {"Organization.extension.where(url='http://hl7.org/fhir/StructureDefinition/"
-     "organization-period').value.as(Period).end", ORG, "['2030-12-31']"},
+     "organization-period').value.as(Period).end",
+     ORG, "['2030-12-31']"},
     {"Organization.extension.where(url='" SD "ror-organization-price').extension.where("
-     "url='amount').value.as(Money).value", ORG, "[85.5]"},
+     "url='amount').value.as(Money).value",
+     ORG, "[85.5]"},
     {"Organization.extension.where(url='" SD "ror-organization').extension.where("
-     "url='startDate').value.as(date)", ORG, "['2019-05-01']"},
+     "url='startDate').value.as(date)",
+     ORG, "['2019-05-01']"},
     {"Organization.extension.where(url='" SD "ror-organization-oi-name').value.as(string)", ORG,
      "['OI Nord']"},
     {"Organization.extension.where(url='" SD "ror-organization-closing-type')"
-     ".value.as(CodeableConcept)", ORG, "[" CC("02") "]"},
+     ".value.as(CodeableConcept)",
+     ORG, "[" CC("02") "]"},
 #undef LEXT
 };
 
@@ -328,18 +343,24 @@ static void test_healthcareservice_example(void **state)
     json_t *hs = json_load_file(path, 0, NULL);
     if (!hs)
         skip();
-    static const struct { const char *expr, *expect; } cases[] = {
+    static const struct {
+        const char *expr, *expect;
+    } cases[] = {
         {"HealthcareService.extension.where(url = '" SD "ror-healthcareservice-patient-type')"
-         ".extension.where(url = 'ageRange').value.as(Range).low.value", "[15]"},
+         ".extension.where(url = 'ageRange').value.as(Range).low.value",
+         "[15]"},
         {"HealthcareService.providedBy.reference", "['Organization/999999']"},
         {"HealthcareService.identifier.value", "['06/0099999']"},
         {"Resource.meta.tag.code", "['06']"},
         {"HealthcareService.extension.where(url='" SD "ror-healthcareservice-sensitive-unit')"
-         ".value.as(boolean)", "[false]"},
+         ".value.as(boolean)",
+         "[false]"},
         {"HealthcareService.extension('" SD "ror-meta-questionnaire-used-as-a-template').value"
-         ".as(canonical)", "['https://interop.esante.gouv.fr/ig/fhir/ror/Questionnaire/MS-141|1']"},
+         ".as(canonical)",
+         "['https://interop.esante.gouv.fr/ig/fhir/ror/Questionnaire/MS-141|1']"},
         {"HealthcareService.extension('" SD "ror-meta-questionnaire-used-as-a-template').value"
-         ".as(uri).count()", "[1]"},
+         ".as(uri).count()",
+         "[1]"},
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -384,7 +405,9 @@ static void test_item_metadata(void **state)
     assert_ptr_equal(r.items[0].node, loc);
 
     assert_int_equal(fhirpath_eval_str("Location.extension.extension.where(url='nbCapacity')"
-                                       ".value", loc, &r, NULL), 0);
+                                       ".value",
+                                       loc, &r, NULL),
+                     0);
     assert_int_equal(r.n, 2);
     assert_string_equal(r.items[1].key, "valueInteger");
     assert_string_equal(r.items[1].type, "integer");
@@ -392,12 +415,16 @@ static void test_item_metadata(void **state)
     assert_int_equal(json_integer_value(r.items[1].node), 7);
 
     assert_int_equal(fhirpath_eval_str("Location.extension.where(url='" SD "ror-commune-cog')"
-                                       ".valueCodeableConcept", loc, &r, NULL), 0);
+                                       ".valueCodeableConcept",
+                                       loc, &r, NULL),
+                     0);
     assert_int_equal(r.n, 1);
     assert_string_equal(r.items[0].type, "CodeableConcept");
 
     assert_int_equal(fhirpath_eval_str("Location.extension.extension.where(url="
-                                       "'capacityUpdateDate').value", loc, &r, NULL), 0);
+                                       "'capacityUpdateDate').value",
+                                       loc, &r, NULL),
+                     0);
     assert_int_equal(r.n, 2);
     assert_string_equal(r.items[0].type, "dateTime");
 
@@ -447,13 +474,43 @@ static void test_syntax_errors(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", "   ", "Location.", "Location..name", "Location.name)", "(Location.name",
-        "Location.where(", "Location.where()", "Location.first(1)", "Location.foo()",
-        "Location.iif(true, 1, 2)", "Location.name +", "Location.name + 'x'", "1 * 2",
-        "Location.name in Location.alias", "'unterminated", "'bad \\q escape'", "'\\u12'",
-        "'\\u0000'", "$index", "%unknown", "%", "@", "Location.identifier[",
-        "Location.identifier[0", "a.as()", "a.as('x')", "a is", "a = = b", "`unterminated",
-        "Location.extension(", "#", "a,b", "-'x'", "Location.\xc3\xa9", "{", "where(a, b)",
+        "",
+        "   ",
+        "Location.",
+        "Location..name",
+        "Location.name)",
+        "(Location.name",
+        "Location.where(",
+        "Location.where()",
+        "Location.first(1)",
+        "Location.foo()",
+        "Location.iif(true, 1, 2)",
+        "Location.name +",
+        "Location.name + 'x'",
+        "1 * 2",
+        "Location.name in Location.alias",
+        "'unterminated",
+        "'bad \\q escape'",
+        "'\\u12'",
+        "'\\u0000'",
+        "$index",
+        "%unknown",
+        "%",
+        "@",
+        "Location.identifier[",
+        "Location.identifier[0",
+        "a.as()",
+        "a.as('x')",
+        "a is",
+        "a = = b",
+        "`unterminated",
+        "Location.extension(",
+        "#",
+        "a,b",
+        "-'x'",
+        "Location.\xc3\xa9",
+        "{",
+        "where(a, b)",
         "'it''s'.empty()",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -488,9 +545,12 @@ static void test_eval_errors(void **state)
     FpResult r = {0};
     Diag d = {0};
     static const char *const bad[] = {
-        "Location.identifier.single()", "Location.identifier is Identifier",
-        "Location.identifier.is(Identifier)", "Location.identifier['a']",
-        "Location.extension(1)", "Location.identifier[Location.identifier]",
+        "Location.identifier.single()",
+        "Location.identifier is Identifier",
+        "Location.identifier.is(Identifier)",
+        "Location.identifier['a']",
+        "Location.extension(1)",
+        "Location.identifier[Location.identifier]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         d.msg[0] = '\0';

@@ -10,8 +10,8 @@
 #include "fhirpath/fhirpath.h"
 #include "fixtures.h"
 
-#define CAP_WHERE(assign)                                                                       \
-    "Location.extension.where(url='" CAP "' and extension.where(url='temporaryAssignement' and " \
+#define CAP_WHERE(assign)                                                                          \
+    "Location.extension.where(url='" CAP "' and extension.where(url='temporaryAssignement' and "   \
     "valueCodeableConcept.coding[0].code='" assign "'))"
 
 /* {"name":"operation","part":[type, path]} */
@@ -28,7 +28,8 @@ static json_t *op_new(const char *type, const char *path)
 /* Append the part {"name": name, vkey: v} (v stolen) and return op. */
 static json_t *op_part(json_t *op, const char *name, const char *vkey, json_t *v)
 {
-    json_array_append_new(json_object_get(op, "part"), json_pack("{s:s,s:o}", "name", name, vkey, v));
+    json_array_append_new(json_object_get(op, "part"),
+                          json_pack("{s:s,s:o}", "name", name, vkey, v));
     return op;
 }
 
@@ -125,12 +126,17 @@ static void test_add_capacity_guide_shape(void **state)
     const char *body =
         "{'parameter':[{'name':'operation','part':[{'name':'type','valueString':'add'},"
         "{'name':'path','valueString':'Location'},{'name':'value','part':[{'extension':[{"
-        "'extension':[{'url':'capacityType','valueCodeableConcept':" CC("01") "},"
-        "{'url':'capacityStatus','valueCodeableConcept':" CC("02") "},"
-        "{'url':'temporalityCapacity','valueCodeableConcept':" CC("01") "},"
-        "{'url':'nbCapacity','valueInteger':9},"
-        "{'url':'temporaryAssignement','valueCodeableConcept':" CC("03") "}],"
-        "'url':'" CAP "'}]}]}]}],'resourceType':'Parameters'}";
+        "'extension':[{'url':'capacityType','valueCodeableConcept':" CC(
+            "01") "},"
+                  "{'url':'capacityStatus','valueCodeableConcept':" CC(
+                      "02") "},"
+                            "{'url':'temporalityCapacity','valueCodeableConcept':" CC(
+                                "01") "},"
+                                      "{'url':'nbCapacity','valueInteger':9},"
+                                      "{'url':'temporaryAssignement','valueCodeableConcept':" CC(
+                                          "03") "}],"
+                                                "'url':'" CAP
+                                                "'}]}]}]}],'resourceType':'Parameters'}";
     json_t *p = jq(body);
     assert_non_null(p);
     assert_int_equal(fhirpath_patch_apply(loc, p, &d), 0);
@@ -161,7 +167,8 @@ static void test_add_nested_parts(void **state)
                               "name", "extension", "part", sub, "name", "extension", "part",
                               jq("[{'name':'url','valueString':'temporaryAssignement'},"
                                  "{'name':'value','valueCodeableConcept':" CC("03") "}]"));
-    json_t *op = op_part(op_new("add", "Location"), "name", "valueString", json_string("extension"));
+    json_t *op =
+        op_part(op_new("add", "Location"), "name", "valueString", json_string("extension"));
     assert_int_equal(apply1(loc, op_part(op, "value", "part", parts), &d), 0);
     assert_sel(loc, CAP_WHERE("03"),
                "[{'url':'" CAP "','extension':[{'url':'nbCapacity','valueInteger':4},"
@@ -197,10 +204,12 @@ static void test_insert_move_delete(void **state)
     (void)state;
     json_t *loc = jq(LOC);
     Diag d = {0};
-    json_t *op = op_part(op_new("insert", "Location.identifier"), "index", "valueInteger",
-                         json_integer(0));
-    assert_int_equal(apply1(loc, op_part(op, "value", "valueIdentifier",
-                                         jq("{'system':'urn:z','value':'Z0'}")), &d), 0);
+    json_t *op =
+        op_part(op_new("insert", "Location.identifier"), "index", "valueInteger", json_integer(0));
+    assert_int_equal(
+        apply1(loc, op_part(op, "value", "valueIdentifier", jq("{'system':'urn:z','value':'Z0'}")),
+               &d),
+        0);
     assert_sel(loc, "Location.identifier.value", "['Z0','A1','B2']");
     op = op_part(op_new("insert", "Location.identifier"), "index", "valueInteger", json_integer(3));
     assert_int_equal(apply1(loc, op_part(op, "value", "valueIdentifier", jq("{'value':'E'}")), &d),
@@ -214,8 +223,8 @@ static void test_insert_move_delete(void **state)
 
     assert_int_equal(apply1(loc, op_new("delete", "Location.identifier.where(value='B2')"), &d), 0);
     assert_sel(loc, "Location.identifier.value", "['A1','Z0','E']");
-    assert_int_equal(apply1(loc, op_new("delete", "Location.extension('" SD "ror-commune-cog')"),
-                            &d), 0);
+    assert_int_equal(
+        apply1(loc, op_new("delete", "Location.extension('" SD "ror-commune-cog')"), &d), 0);
     assert_sel(loc, "Location.extension('" SD "ror-commune-cog')", "[]");
     assert_int_equal(apply1(loc, op_new("delete", CAP_WHERE("02")), &d), 0);
     assert_sel(loc, "Location.extension.where(url='" CAP "').count()", "[1]");
@@ -248,54 +257,69 @@ static void test_errors(void **state)
     (void)state;
     json_t *loc = jq(LOC), *orig = json_deep_copy(loc);
     Diag d = {0};
-    struct { json_t *op; int err; } cases[] = {
+    struct {
+        json_t *op;
+        int err;
+    } cases[] = {
         {op_part(op_new("replace", "Location.identifier"), "value", "valueString",
-                 json_string("x")), ERR_MULTIPLE},
+                 json_string("x")),
+         ERR_MULTIPLE},
         {op_new("delete", "Location.identifier"), ERR_MULTIPLE},
         {op_part(op_new("add", "Location.identifier"), "name", "valueString", json_string("x")),
          ERR_INVALID}, /* no value */
-        {op_part(op_part(op_new("add", "Location.identifier"), "name", "valueString",
-                         json_string("x")), "value", "valueString", json_string("v")),
+        {op_part(
+             op_part(op_new("add", "Location.identifier"), "name", "valueString", json_string("x")),
+             "value", "valueString", json_string("v")),
          ERR_MULTIPLE},
         {op_part(op_new("add", "Location.telecom"), "name", "valueString", json_string("x")),
          ERR_INVALID},
-        {op_part(op_part(op_new("add", "Location.telecom"), "name", "valueString",
-                         json_string("x")), "value", "valueString", json_string("v")),
+        {op_part(
+             op_part(op_new("add", "Location.telecom"), "name", "valueString", json_string("x")),
+             "value", "valueString", json_string("v")),
          ERR_NOT_FOUND},
         {op_part(op_part(op_new("insert", "Location.telecom"), "index", "valueInteger",
-                         json_integer(0)), "value", "valueString", json_string("v")),
+                         json_integer(0)),
+                 "value", "valueString", json_string("v")),
          ERR_NOT_FOUND},
         {op_part(op_part(op_new("insert", "Location.identifier"), "index", "valueInteger",
-                         json_integer(9)), "value", "valueString", json_string("v")),
+                         json_integer(9)),
+                 "value", "valueString", json_string("v")),
          ERR_INVALID},
         {op_part(op_part(op_new("insert", "Location.address"), "index", "valueInteger",
-                         json_integer(0)), "value", "valueString", json_string("v")),
+                         json_integer(0)),
+                 "value", "valueString", json_string("v")),
          ERR_INVALID},
-        {op_part(op_new("insert", "Location.identifier"), "value", "valueString",
-                 json_string("v")), ERR_INVALID}, /* no index */
+        {op_part(op_new("insert", "Location.identifier"), "value", "valueString", json_string("v")),
+         ERR_INVALID}, /* no index */
         {op_part(op_part(op_new("move", "Location.identifier"), "source", "valueInteger",
-                         json_integer(0)), "destination", "valueInteger", json_integer(5)),
+                         json_integer(0)),
+                 "destination", "valueInteger", json_integer(5)),
          ERR_INVALID},
-        {op_part(op_new("move", "Location.identifier"), "source", "valueInteger",
-                 json_integer(0)), ERR_INVALID},
-        {op_part(op_part(op_new("move", "Location.telecom"), "source", "valueInteger",
-                         json_integer(0)), "destination", "valueInteger", json_integer(0)),
+        {op_part(op_new("move", "Location.identifier"), "source", "valueInteger", json_integer(0)),
+         ERR_INVALID},
+        {op_part(
+             op_part(op_new("move", "Location.telecom"), "source", "valueInteger", json_integer(0)),
+             "destination", "valueInteger", json_integer(0)),
          ERR_NOT_FOUND},
         {op_part(op_part(op_new("move", "Location.extension.extension"), "source", "valueInteger",
-                         json_integer(0)), "destination", "valueInteger", json_integer(1)),
+                         json_integer(0)),
+                 "destination", "valueInteger", json_integer(1)),
          ERR_MULTIPLE},
         /* the server owns id and resourceType */
         {op_part(op_new("replace", "Location.id"), "value", "valueId", json_string("y")),
          ERR_INVALID},
         {op_part(op_new("replace", "Location.resourceType"), "value", "valueString",
-                 json_string("Patient")), ERR_INVALID},
+                 json_string("Patient")),
+         ERR_INVALID},
         {op_new("delete", "Location.id"), ERR_INVALID},
         {op_part(op_part(op_new("add", "Location"), "name", "valueString", json_string("id")),
-                 "value", "valueId", json_string("z")), ERR_INVALID},
+                 "value", "valueId", json_string("z")),
+         ERR_INVALID},
         {op_part(op_new("add", "Location"), "value", "value", jq("{'resourceType':'Patient'}")),
          ERR_INVALID},
         {op_part(op_part(op_new("replace", "Location"), "name", "valueString", json_string("id")),
-                 "value", "valueId", json_string("z")), ERR_INVALID},
+                 "value", "valueId", json_string("z")),
+         ERR_INVALID},
         {op_part(op_new("replace", "Location"), "value", "value", jq("{'resourceType':'X'}")),
          ERR_INVALID},
         {op_new("delete", "Location"), ERR_INVALID},
@@ -312,14 +336,17 @@ static void test_errors(void **state)
          ERR_INVALID},
         {op_part(op_new("delete", "Location.name"), "path", "valueString", json_string("x")),
          ERR_INVALID}, /* repeated path */
-        {op_part(op_part(op_new("replace", "Location.name"), "value", "valueString",
-                         json_string("v")), "value", "valueString", json_string("w")),
+        {op_part(
+             op_part(op_new("replace", "Location.name"), "value", "valueString", json_string("v")),
+             "value", "valueString", json_string("w")),
          ERR_INVALID},
         {op_part(op_part(op_new("insert", "Location.identifier"), "index", "valueInteger",
-                         json_integer(-1)), "value", "valueString", json_string("v")),
+                         json_integer(-1)),
+                 "value", "valueString", json_string("v")),
          ERR_INVALID},
-        {op_part(op_part(op_new("delete", "Location.name"), "name", "valueString",
-                         json_string("x")), "value", "valueString", json_string("v")),
+        {op_part(
+             op_part(op_new("delete", "Location.name"), "name", "valueString", json_string("x")),
+             "value", "valueString", json_string("v")),
          ERR_INVALID},
         {op_part(op_new("add", "Location"), "value", "part", jq("[{'name':'x'}]")), ERR_INVALID},
         {op_part(op_new("add", "Location"), "value", "part", jq("{'name':'x'}")), ERR_INVALID},
@@ -343,9 +370,11 @@ static void test_errors(void **state)
     }
     /* Parameters-level errors */
     static const char *const bad[] = {
-        "{'resourceType':'Parameters'}", "{'resourceType':'Parameters','parameter':[]}",
+        "{'resourceType':'Parameters'}",
+        "{'resourceType':'Parameters','parameter':[]}",
         "{'resourceType':'Bundle','parameter':[{'name':'operation','part':[]}]}",
-        "{'resourceType':'Parameters','parameter':{}}", "[]",
+        "{'resourceType':'Parameters','parameter':{}}",
+        "[]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *p = jq(bad[i]);
@@ -364,11 +393,11 @@ static void test_sequence(void **state)
     (void)state;
     json_t *loc = jq(LOC);
     Diag d = {0};
-    json_t *p = json_pack("{s:s,s:[o,o]}", "resourceType", "Parameters", "parameter",
-                          op_part(op_new("replace", "Location.name"), "value", "valueString",
-                                  json_string("Unite B")),
-                          op_part(op_new("replace", "Location.name.where($this='Unite A')"),
-                                  "value", "valueString", json_string("never")));
+    json_t *p = json_pack(
+        "{s:s,s:[o,o]}", "resourceType", "Parameters", "parameter",
+        op_part(op_new("replace", "Location.name"), "value", "valueString", json_string("Unite B")),
+        op_part(op_new("replace", "Location.name.where($this='Unite A')"), "value", "valueString",
+                json_string("never")));
     assert_int_equal(fhirpath_patch_apply(loc, p, &d), ERR_NOT_FOUND);
     assert_string_equal(d.expr, "Location.name.where($this='Unite A')");
     assert_sel(loc, "Location.name", "['Unite B']");

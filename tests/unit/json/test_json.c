@@ -29,9 +29,10 @@ static void test_rewrite_keeps_client_text(void **state)
                         "  \"name\": \"Salle  d'attente { \\\" }\"\n}",
                         "new", "{\"versionId\":\"2\"}", &rc);
     assert_int_equal(rc, 0);
-    assert_string_equal(out, "{\"resourceType\":\"Location\",\"id\":\"new\",\"meta\":{\"versionId\":"
-                             "\"2\"},\"status\":\"active\",\"position\":{\"latitude\":48.850,"
-                             "\"longitude\":2.30},\"name\":\"Salle  d'attente { \\\" }\"}");
+    assert_string_equal(out,
+                        "{\"resourceType\":\"Location\",\"id\":\"new\",\"meta\":{\"versionId\":"
+                        "\"2\"},\"status\":\"active\",\"position\":{\"latitude\":48.850,"
+                        "\"longitude\":2.30},\"name\":\"Salle  d'attente { \\\" }\"}");
     /* the result is valid JSON that reads back */
     json_t *v = NULL;
     assert_int_equal(json_parse(out, strlen(out), &v, NULL), 0);
@@ -55,8 +56,8 @@ static void test_rewrite_keeps_client_text(void **state)
 static void test_parse_rejects(void **state)
 {
     (void)state;
-    static const char *bad[] = {"{\"a\":1,\"a\":2}", "{\"a\":1} x", "{\"a\":", "", "{'a':1}",
-                                "{\"a\":\"\\u0000\"}", "[1,]", "{\"a\":01}"};
+    static const char *bad[] = {"{\"a\":1,\"a\":2}",   "{\"a\":1} x", "{\"a\":",   "", "{'a':1}",
+                                "{\"a\":\"\\u0000\"}", "[1,]",        "{\"a\":01}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *v = (json_t *)0x1;
         Diag d = {{0}, {0}};

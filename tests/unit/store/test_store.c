@@ -66,9 +66,14 @@ static int txn_put(StoreTxn *t, void *vctx, Diag *d)
     int rc = json_parse(c->text, strlen(c->text), &res, d);
     if (rc != 0)
         return rc;
-    StorePut p = {.type = c->type, .id = c->id, .res = res, .text = c->text,
-                  .len = strlen(c->text), .if_match = c->if_match,
-                  .create_only = c->create_only, .author = "test"};
+    StorePut p = {.type = c->type,
+                  .id = c->id,
+                  .res = res,
+                  .text = c->text,
+                  .len = strlen(c->text),
+                  .if_match = c->if_match,
+                  .create_only = c->create_only,
+                  .author = "test"};
     rc = store_txn_put(t, &c->arena, &p, &c->out, d);
     json_decref(res);
     if (rc == 0 && c->fail_after)
@@ -87,7 +92,8 @@ static void test_versions_history_delete(void **state)
 {
     (void)state;
     Store *s = open_store("versions");
-    PutCtx c = {.type = "Organization", .id = "o1",
+    PutCtx c = {.type = "Organization",
+                .id = "o1",
                 .text = "{\"resourceType\":\"Organization\",\"name\":\"A\",\"x\":1.50}"};
     assert_int_equal(put(s, &c), 0);
     assert_int_equal(c.out.version, 1);
@@ -95,18 +101,24 @@ static void test_versions_history_delete(void **state)
     assert_non_null(strstr(c.out.body, "\"versionId\":\"1\""));
     arena_cleanup(&c.arena);
 
-    PutCtx c2 = {.type = "Organization", .id = "o1",
-                 .text = "{\"resourceType\":\"Organization\",\"name\":\"B\"}", .if_match = 1};
+    PutCtx c2 = {.type = "Organization",
+                 .id = "o1",
+                 .text = "{\"resourceType\":\"Organization\",\"name\":\"B\"}",
+                 .if_match = 1};
     assert_int_equal(put(s, &c2), 0);
     assert_int_equal(c2.out.version, 2);
     arena_cleanup(&c2.arena);
 
     /* stale If-Match: refused, nothing changes */
-    PutCtx c3 = {.type = "Organization", .id = "o1",
-                 .text = "{\"resourceType\":\"Organization\",\"name\":\"C\"}", .if_match = 1};
+    PutCtx c3 = {.type = "Organization",
+                 .id = "o1",
+                 .text = "{\"resourceType\":\"Organization\",\"name\":\"C\"}",
+                 .if_match = 1};
     assert_int_equal(put(s, &c3), ERR_PRECONDITION);
     arena_cleanup(&c3.arena);
-    PutCtx c4 = {.type = "Organization", .id = "o1", .create_only = true,
+    PutCtx c4 = {.type = "Organization",
+                 .id = "o1",
+                 .create_only = true,
                  .text = "{\"resourceType\":\"Organization\"}"};
     assert_int_equal(put(s, &c4), ERR_CONFLICT);
     arena_cleanup(&c4.arena);
@@ -201,7 +213,8 @@ static void *worker(void *arg)
     for (int i = 0; i < 40; i++) {
         char id[32];
         snprintf(id, sizeof id, "w%d-%d", w->index, i);
-        PutCtx c = {.type = "Organization", .id = id,
+        PutCtx c = {.type = "Organization",
+                    .id = id,
                     .text = "{\"resourceType\":\"Organization\",\"name\":\"w\"}",
                     .fail_after = (i % 10 == 3)};
         int rc = put(w->s, &c);
@@ -269,9 +282,8 @@ static void test_search_paging(void **state)
     for (int sorted = 0; sorted < 2; sorted++) {
         QueryParam q[2] = {{"_count", "10"}, {"_sort", "name"}};
         SearchPlan *plan = NULL;
-        assert_int_equal(fhir_search_parse(reg, "Organization", q, sorted ? 2 : 1, true, &plan,
-                                           NULL),
-                         0);
+        assert_int_equal(
+            fhir_search_parse(reg, "Organization", q, sorted ? 2 : 1, true, &plan, NULL), 0);
         bool seen[25] = {false};
         int pages = 0, total = 0;
         const char *cursor = NULL;
