@@ -34,7 +34,9 @@ typedef struct Header {
 typedef struct Conn {
     HttpRequest req;
     Buf body;
+    bool started; /* the access handler has seen this request */
     bool too_large;
+    bool uri_hostile; /* too long or too many parameters: answered 414 without parsing them */
     Header *headers;
 } Conn;
 
@@ -246,6 +248,35 @@ static int method_bit(const char *m)
     return 0;
 }
 
+/*
+ * Called by libmicrohttpd with the raw request line, BEFORE it splits the query into
+ * arguments in the connection's memory pool. libmicrohttpd 0.9.75 stalls the connection (no
+ * answer until the idle timeout) when the arguments exhaust that pool, so a query that is too
+ * long or has too many parameters is cut here, in libmicrohttpd's own writable buffer, at the
+ * '?', and the request is answered 414 by the access handler.
+ */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    HttpServer *s = cls;
+    (void)connection;
+    Conn *c = xcalloc(1, sizeof *c);
+    arena_init(&c->req.arena);
+    buf_init(&c->body, s->max_body);
+    const char *q = strchr(uri, '?');
+    if (q) {
+        size_t params = 1;
+        for (const char *p = q; *p; p++)
+            params += *p == '&' || *p == ';';
+        if (strlen(uri) > HTTP_MAX_URI || params > HTTP_MAX_QUERY) {
+            c->uri_hostile = true;
+            ((char *)q)[1] = 0; /* the buffer is libmicrohttpd's, mutable, ours until parsed */
+        }
+    } else if (strlen(uri) > HTTP_MAX_URI) {
+        c->uri_hostile = true;
+    }
+    return c;
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connection, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
@@ -254,10 +285,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
     (void)version;
     HttpServer *s = cls;
     Conn *c = *con_cls;
-    if (!c) { /* first call: headers only. Answer on a later call (keep-alive works then). */
-        c = xcalloc(1, sizeof *c);
-        arena_init(&c->req.arena);
-        buf_init(&c->body, s->max_body);
+    if (!c || !c->started) { /* first call: headers only. Answer on a later call (keep-alive
+                                works then). The Conn comes from uri_seen. */
+        if (!c) {
+            c = uri_seen(s, url, connection);
+            *con_cls = c;
+        }
+        c->started = true;
         const char *cl = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->max_body)
@@ -298,10 +332,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
                                host_ok ? host : arena_printf(&r->arena, "localhost:%d", s->port));
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_query, r);
 
-    if (strlen(url) + r->query_bytes > HTTP_MAX_URI) {
+    if (c->uri_hostile || strlen(url) + r->query_bytes > HTTP_MAX_URI) {
         Diag d = {{0}, {0}};
-        diag_set(&d, ERR_URI_TOO_LONG, "adresse de requête trop longue (au plus %d octets)",
-                 HTTP_MAX_URI);
+        diag_set(&d, ERR_URI_TOO_LONG,
+                 "adresse de requête trop longue (au plus %d octets et %d paramètres)",
+                 HTTP_MAX_URI, HTTP_MAX_QUERY);
         http_fail(r, ERR_URI_TOO_LONG, &d);
     } else if (c->too_large) {
         Diag d = {{0}, {0}};
@@ -347,14 +382,14 @@ int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
         return diag_set(d, ERR_INVALID, "adresse d'écoute invalide : %s", o->bind);
     s->max_body = o->max_body;
     unsigned threads = o->threads > 0 ? (unsigned)o->threads : 4;
-    s->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-                         (uint16_t)o->port, NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 60u,
-                         MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         (size_t)(HTTP_MAX_URI * 4 + 64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
-                         1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)o->port,
+        NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_seen, s, MHD_OPTION_END);
     if (!s->daemon)
         return diag_set(d, ERR_IO, "impossible d'écouter sur %s:%d",
                         o->bind ? o->bind : "127.0.0.1", o->port);

@@ -31,9 +31,13 @@ enum {
 
 #define HTTP_MAX_PARAMS 8
 #define HTTP_MAX_QUERY 128
-/* Longest path + query accepted (larger gets 414 OperationOutcome; far larger, over the
- * connection memory limit, gets libmicrohttpd's own 414 page). */
-#define HTTP_MAX_URI (64 * 1024)
+/* Longest path + query accepted: larger gets a 414 OperationOutcome; far larger, over the
+ * connection memory (request line + headers), gets libmicrohttpd's own 414 page.
+ * Measured: libmicrohttpd 0.9.75 clears the pool on every request, and a pool of 192 KiB or
+ * more (allocated with mmap by glibc) costs a third of the read-by-id throughput; 120 KiB costs
+ * nothing measurable (bench/RESULTS.md, 2026-11-23). */
+#define HTTP_MAX_URI (32 * 1024)
+#define HTTP_CONN_MEMORY (120 * 1024)
 
 typedef struct HttpRequest HttpRequest;
 typedef void (*HttpHandler)(HttpRequest *req, void *ctx);
