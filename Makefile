@@ -23,10 +23,12 @@ build-asan:
 	cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DROR_SANITIZE=ON >/dev/null
 	cmake --build $(BUILD)/asan -j$(JOBS)
 
-# Every test runs on the ASan+UBSan build: unit tests and the black-box suite (server included).
+# Every test runs on the ASan+UBSan build: unit tests and the black-box suite (server included);
+# then a short run of every fuzz target, and last the unit tests on the release build.
 test: build build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD)/asan --output-on-failure -j2
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(FUZZ_SECONDS),10)
 	ctest --test-dir $(BUILD)/release --output-on-failure -L unit -j2
 
 unit: build-asan
@@ -40,8 +42,9 @@ bench: build
 	bench/run.sh
 
 fuzz:
+	scripts/setup.sh test
 	CC=clang cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DROR_FUZZ=ON >/dev/null
-	cmake --build $(BUILD)/fuzz -j$(JOBS)
+	cmake --build $(BUILD)/fuzz -j$(JOBS) --target fuzz_json fuzz_search fuzz_fhirpath
 	tests/fuzz/run.sh $(BUILD)/fuzz $(or $(FUZZ_SECONDS),60)
 
 format:

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 want=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
       libutf8proc-dev)
 case "${1:-}" in
-  test) want+=(libcmocka-dev nodejs npm) ;;
+  test) want+=(libcmocka-dev nodejs npm clang libclang-rt-14-dev) ;;
   bench) want+=(libcmocka-dev wrk nginx-light) ;;
 esac
 missing=()

@@ -344,8 +344,8 @@ static void test_search_counts(void **state)
     (void)state;
     Store *s = open_store("counts");
     static const char *bodies[] = {
-        "{\"resourceType\":\"Organization\",\"name\":\"Centre A\",\"alias\":[\"Centre A bis\"],"
-        "\"active\":true}",
+        ("{\"resourceType\":\"Organization\",\"name\":\"Centre A\",\"alias\":[\"Centre A bis\"],"
+         "\"active\":true}"),
         "{\"resourceType\":\"Organization\",\"name\":\"Centre B\",\"active\":false}",
         "{\"resourceType\":\"Organization\",\"name\":\"Clinique C\",\"active\":true}",
         "{\"resourceType\":\"Organization\",\"name\":\"Centre D\",\"active\":true}",
