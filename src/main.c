@@ -37,6 +37,7 @@ static void usage(FILE *f)
             "  --threads N       HTTP worker threads; default 8\n"
             "  --max-body BYTES  largest request body accepted; default 8388608\n"
             "  --seed FILE       load this FHIR Bundle when the store is empty (demo data)\n"
+            "  --query-timeout MS  searches running longer are abandoned (413); default 10000\n"
             "  --spec DIR        search-parameter data directory; default %s\n"
             "environment: ROR_DATA_DIR overrides the default of --spec\n",
             ROR_DATA_DIR);
@@ -140,7 +141,7 @@ static int cmd_serve(int argc, char **argv)
 {
     const char *data = "ror-data", *bind = "127.0.0.1", *seed = NULL;
     const char *spec = getenv("ROR_DATA_DIR") ? getenv("ROR_DATA_DIR") : ROR_DATA_DIR;
-    int port = 8080, threads = 8;
+    int port = 8080, threads = 8, query_timeout = 10000;
     size_t max_body = 8u << 20;
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
@@ -164,12 +165,14 @@ static int cmd_serve(int argc, char **argv)
         case 'm': max_body = strtoull(optarg, NULL, 10); break;
         case 's': seed = optarg; break;
         case 'S': spec = optarg; break;
+        case 'q': query_timeout = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (port < 0 || port > 65535 || threads < 1 || threads > 256 || max_body < 1024) {
-        fprintf(stderr, "ror: invalid --port, --threads or --max-body\n");
+    if (port < 0 || port > 65535 || threads < 1 || threads > 256 || max_body < 1024 ||
+        query_timeout < 1) {
+        fprintf(stderr, "ror: invalid --port, --threads, --max-body or --query-timeout\n");
         return 2;
     }
     if (mkdir(data, 0750) != 0 && errno != EEXIST) {
@@ -194,7 +197,8 @@ static int cmd_serve(int argc, char **argv)
     int rc = registry_load(spec, &reg, &d);
     if (rc == 0) {
         char *path = xasprintf("%s/ror.db", data);
-        StoreOptions so = {.path = path, .reg = reg, .readers = threads + 2};
+        StoreOptions so = {
+            .path = path, .reg = reg, .readers = threads + 2, .query_timeout_ms = query_timeout};
         rc = store_open(&so, &store, &d);
         free(path);
     }

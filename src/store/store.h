@@ -37,6 +37,8 @@ typedef struct StoreOptions {
     const FhirRegistry *reg; /* search parameters for index extraction */
     int readers;             /* reader connections (default 8) */
     int max_batch;           /* jobs per group commit (default 256) */
+    int query_timeout_ms;    /* a search running longer is interrupted: ERR_TOO_LARGE
+                                (default 10000) */
 } StoreOptions;
 
 /** Open (creating and migrating as needed) the store. ERR_IO with detail in d. */
@@ -77,7 +79,8 @@ typedef struct StorePage {
 } StorePage;
 
 /** Run a search plan. Paging is keyset-based on the sort keys then the internal row number,
- *  so a page never repeats or skips a resource that existed through the paging. */
+ *  so a page never repeats or skips a resource that existed through the paging.
+ *  ERR_TOO_LARGE when it runs past the store's query timeout. */
 int store_search(Store *s, Arena *a, const SearchPlan *plan, StorePage *out, Diag *d);
 
 /* ------------------------------------------------------------------ writes */

@@ -12,7 +12,11 @@ typedef struct Conn Conn;
 sqlite3_stmt *conn_stmt(Conn *c, const char *sql, Diag *d);
 /** Current version of type/id on this connection (see store_read). */
 int conn_read(Conn *c, Arena *a, const char *type, const char *id, StoredResource *out, Diag *d);
-/** Execute a search plan on this connection (store_search_sql.c). */
+/** Interrupt this connection's statements `ms` from now (0: no limit). */
+void conn_deadline(Conn *c, int64_t ms);
+/** The error of the last failed step: ERR_TOO_LARGE when interrupted, else ERR_IO. */
+int conn_error(Conn *c, Diag *d);
+/** Execute a search plan on this connection (store_search.c). */
 int search_run(Conn *c, Arena *a, const SearchPlan *plan, StorePage *out, Diag *d);
 
 #endif

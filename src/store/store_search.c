@@ -652,8 +652,7 @@ static int step_rows(Conn *c, Arena *a, Sql *q, const ResSet *matches, ResSet *i
         set_add(inc, &r, pk);
     }
     sqlite3_reset(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? 0
-                                                     : diag_set(d, ERR_IO, "erreur de stockage");
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : conn_error(c, d);
 }
 
 /* Apply one _include/_revinclude to the resources src->items[from..n). */
@@ -757,7 +756,7 @@ int search_run(Conn *c, Arena *a, const SearchPlan *p, StorePage *out, Diag *d)
         if (sqlite3_step(st) == SQLITE_ROW)
             out->total = sqlite3_column_int64(st, 0);
         else
-            rc = diag_set(d, ERR_IO, "erreur de stockage");
+            rc = conn_error(c, d);
         sqlite3_reset(st);
         sql_cleanup(&q);
         if (rc != 0 || p->summary_count || p->count == 0)
@@ -820,7 +819,7 @@ int search_run(Conn *c, Arena *a, const SearchPlan *p, StorePage *out, Diag *d)
     if (step == SQLITE_DONE)
         out->next_cursor = NULL; /* the page was the last one */
     else if (step != SQLITE_ROW)
-        rc = diag_set(d, ERR_IO, "erreur de stockage");
+        rc = conn_error(c, d);
     sqlite3_reset(st);
     sql_cleanup(&q);
 

@@ -69,17 +69,39 @@ typedef struct CachedStmt {
     uint64_t used;
 } CachedStmt;
 
+static int db_err(sqlite3 *db, Diag *d, const char *what)
+{
+    log_error("sqlite: %s: %s", what, sqlite3_errmsg(db));
+    return diag_set(d, ERR_IO, "erreur de stockage");
+}
+
 struct Conn {
     sqlite3 *db;
     CachedStmt cache[STMT_CACHE];
     size_t ncache;
     uint64_t tick;
+    int64_t deadline_ns; /* monotonic; 0 = no limit. Statements past it are interrupted. */
 };
 
-static int db_err(sqlite3 *db, Diag *d, const char *what)
+/* SQLite calls this every few thousand VM steps: a search past its deadline is abandoned, so
+ * one costly query cannot hold a reader connection (and a worker thread) for long. */
+static int conn_progress(void *arg)
 {
-    log_error("sqlite: %s: %s", what, sqlite3_errmsg(db));
-    return diag_set(d, ERR_IO, "erreur de stockage");
+    Conn *c = arg;
+    return c->deadline_ns && time_mono_ns() > c->deadline_ns;
+}
+
+void conn_deadline(Conn *c, int64_t ms)
+{
+    c->deadline_ns = ms > 0 ? time_mono_ns() + ms * 1000000 : 0;
+}
+
+int conn_error(Conn *c, Diag *d)
+{
+    if (sqlite3_errcode(c->db) == SQLITE_INTERRUPT)
+        return diag_set(d, ERR_TOO_LARGE,
+                        "recherche trop coûteuse : interrompue (préciser les critères)");
+    return db_err(c->db, d, "search");
 }
 
 sqlite3_stmt *conn_stmt(Conn *c, const char *sql, Diag *d)
@@ -147,6 +169,7 @@ static int conn_open(const char *path, bool writer, Conn **out, Diag *d)
         return rc;
     }
     sqlite3_busy_timeout(c->db, 10000);
+    sqlite3_progress_handler(c->db, 4096, conn_progress, c);
     int rc = conn_exec(c,
                        writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                 "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
@@ -228,6 +251,7 @@ struct Store {
 
     StoreCommitHook hook;
     void *hook_ctx;
+    int64_t query_timeout_ms;
 };
 
 static Conn *reader_acquire(Store *s)
@@ -328,6 +352,7 @@ int store_open(const StoreOptions *o, Store **out, Diag *d)
     s->reg = o->reg;
     s->max_batch = o->max_batch > 0 ? o->max_batch : 256;
     s->nreaders = o->readers > 0 ? o->readers : 8;
+    s->query_timeout_ms = o->query_timeout_ms > 0 ? o->query_timeout_ms : 10000;
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->queue_lock, NULL);
@@ -549,7 +574,9 @@ int store_search(Store *s, Arena *a, const SearchPlan *plan, StorePage *out, Dia
     /* one read transaction: the count, the page and its includes see the same snapshot */
     int rc = conn_exec(c, "BEGIN", d);
     if (rc == 0) {
+        conn_deadline(c, s->query_timeout_ms);
         rc = search_run(c, a, plan, out, d);
+        conn_deadline(c, 0);
         conn_exec(c, "COMMIT", NULL);
     }
     reader_release(s, c);

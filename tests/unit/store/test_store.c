@@ -40,15 +40,20 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static Store *open_store(const char *name)
+static Store *open_store_timeout(const char *name, int timeout_ms)
 {
     snprintf(dbpath, sizeof dbpath, "%s/%s.db", dir, name);
-    StoreOptions o = {.path = dbpath, .reg = reg, .readers = 4};
+    StoreOptions o = {.path = dbpath, .reg = reg, .readers = 4, .query_timeout_ms = timeout_ms};
     Store *s = NULL;
     Diag d = {{0}, {0}};
     if (store_open(&o, &s, &d) != 0)
         fail_msg("store_open: %s", d.msg);
     return s;
+}
+
+static Store *open_store(const char *name)
+{
+    return open_store_timeout(name, 0);
 }
 
 typedef struct PutCtx {
@@ -376,6 +381,64 @@ static void test_search_counts(void **state)
     store_close(s);
 }
 
+/* A batch of n organisations in one job. */
+typedef struct Many {
+    int n;
+} Many;
+
+static int txn_many(StoreTxn *t, void *vctx, Diag *d)
+{
+    Many *m = vctx;
+    Arena a;
+    arena_init(&a);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < m->n; i++) {
+        char text[160];
+        snprintf(text, sizeof text,
+                 "{\"resourceType\":\"Organization\",\"name\":\"Centre %d\",\"alias\":[\"CH %d\"]}",
+                 i * 7919 % m->n, i);
+        json_t *res = json_loads(text, 0, NULL);
+        StoredResource out;
+        StorePut p = {.type = "Organization",
+                      .res = res,
+                      .text = text,
+                      .len = strlen(text),
+                      .author = "test"};
+        rc = store_txn_put(t, &a, &p, &out, d);
+        json_decref(res);
+    }
+    arena_cleanup(&a);
+    return rc;
+}
+
+static void test_query_timeout(void **state)
+{
+    (void)state;
+    Store *s = open_store_timeout("timeout", 1);
+    Many m = {6000};
+    assert_int_equal(store_write(s, txn_many, &m, NULL), 0);
+    /* a costly search (three substring scans, a two-key sort over every match) is abandoned
+     * past the 1 ms limit instead of holding a reader */
+    QueryParam q[] = {{"name:contains", "e"},
+                      {"name:contains", "n"},
+                      {"name:contains", "t"},
+                      {"_sort", "-name,_id"}};
+    SearchPlan *plan = NULL;
+    assert_int_equal(fhir_search_parse(reg, "Organization", q, 4, true, &plan, NULL), 0);
+    Arena a;
+    arena_init(&a);
+    StorePage pg;
+    Diag d = {{0}, {0}};
+    assert_int_equal(store_search(s, &a, plan, &pg, &d), ERR_TOO_LARGE);
+    assert_non_null(strstr(d.msg, "trop coûteuse"));
+    /* the connection is usable afterwards */
+    StoredResource r;
+    assert_int_equal(store_read(s, &a, "Organization", "nope", &r, NULL), ERR_NOT_FOUND);
+    arena_cleanup(&a);
+    search_plan_free(plan);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_search_paging),
         cmocka_unit_test(test_search_counts),
+        cmocka_unit_test(test_query_timeout),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
