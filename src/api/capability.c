@@ -23,6 +23,32 @@ static void add_interactions(json_t *res, unsigned bits)
     json_object_set_new(res, "interaction", arr);
 }
 
+/* What the server does beyond, or differently from, the bare FHIR rules: said in French, to
+ * the people who read the CapabilityStatement. Keep it true when behaviour changes. */
+static const char rest_doc[] =
+    "API FHIR R4 du ROR (guide ans.fhir.fr.ror). "
+    "Recherche : tous les types de paramètres ; modificateurs :exact :contains :not :missing "
+    ":text :of-type :identifier :Type, :above/:below (uri) ; préfixes eq ne gt lt ge le sa eb "
+    "ap ; chaînage (jusqu'à 3 niveaux) ; _has ; _include/_revinclude (avec :iterate) ; _sort ; "
+    "_count (défaut et maximum 200) ; _total ; _summary=count. "
+    "Pagination par curseur stable (liens next) : aucune ressource répétée ni omise quand "
+    "d'autres sont écrites entre deux pages. "
+    "Paramètres inconnus : ignorés et signalés (OperationOutcome dans le Bundle) sauf avec "
+    "Prefer: handling=strict (400). "
+    "Corrélation : les critères de capacité (capacity-*, nb-capacity, temporality-capacity, "
+    "gender-capacity-available, crisis-type...) portent sur la MÊME extension "
+    "ror-location-supported-capacity, ceux d'équipement (equipment-type, equipment-feature, "
+    "limit-value) sur le même équipement ; les critères chaînés par la même référence "
+    "(location.a=…&location.b=…) portent sur la même ressource cible. "
+    "Un _include dont le type source n'est pas le type recherché s'applique aux ressources déjà "
+    "incluses (comme :iterate). "
+    "near-insee-code : égalité sur le code INSEE de la commune de l'adresse (sans proximité). "
+    "Patch : FHIRPath Patch (Parameters), y compris conditionnel (PATCH [type]?critères). "
+    "Mise à jour : If-Match (412 si la version diffère) ; un corps dont meta.versionId n'est pas "
+    "la version actuelle est refusé (409). "
+    "Une recherche trop coûteuse est interrompue (413 too-costly). "
+    "Non pris en charge : _filter, _content, _text, near, _elements, XML.";
+
 char *capability_build(const FhirRegistry *reg, const char *version)
 {
     char now[32];
@@ -35,26 +61,7 @@ char *capability_build(const FhirRegistry *reg, const char *version)
                   "fhirVersion", "4.0.1", "format", "application/fhir+json", "json", "patchFormat",
                   "application/fhir+json", "instantiates",
                   "https://interop.esante.gouv.fr/ig/fhir/ror/CapabilityStatement/ror-serveur");
-    json_t *rest = json_pack(
-        "{ss ss}", "mode", "server", "documentation",
-        "API FHIR R4 du ROR (guide ans.fhir.fr.ror). Recherche : tous les types de paramètres, "
-        "modificateurs :exact :contains :not :missing :text :of-type :identifier :Type :above "
-        ":below (uri), préfixes eq ne gt lt ge le sa eb ap, chaînage (jusqu'à 3 niveaux), _has, "
-        "_include/_revinclude (avec :iterate), _sort, _count (défaut et maximum 200), _total, "
-        "_summary=count. Pagination par curseur stable (liens next). Paramètres inconnus : "
-        "ignorés et signalés (OperationOutcome dans le Bundle) sauf avec Prefer: "
-        "handling=strict (400). Patch : FHIRPath Patch (Parameters), y compris conditionnel "
-        "(PATCH [type]?critères). Corrélation : les critères de capacité (capacity-*, "
-        "nb-capacity, temporality-capacity, gender-capacity-available, crisis-type...) portent "
-        "sur la MÊME extension ror-location-supported-capacity, ceux d'équipement (equipment-type, "
-        "equipment-feature, limit-value) sur le même équipement ; les critères chaînés par la même "
-        "référence (location.a=…&location.b=…) portent sur la même ressource cible. Un _include dont le type source "
-        "n'est pas le type recherché s'applique aux ressources déjà incluses (comme :iterate). "
-        "Mise à jour : "
-        "If-Match (412 si la version diffère) ; un corps "
-        "dont meta.versionId n'est pas la version actuelle est refusé (409). Non pris en charge : "
-        "_filter, _content, _text, near, "
-        "near-insee-code, _elements, XML.");
+    json_t *rest = json_pack("{ss ss}", "mode", "server", "documentation", rest_doc);
     json_t *resources = json_array();
     for (const FhirType *t = fhir_types(); t->name; t++) {
         json_t *res = json_pack("{ss}", "type", t->name);
