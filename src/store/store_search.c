@@ -21,10 +21,12 @@ typedef struct Sql {
     Buf text;
     Bind *binds;
     size_t n, cap;
+    const ParamMap *params;
 } Sql;
 
-static void sql_init(Sql *q)
+static void sql_init(Sql *q, Conn *c)
 {
+    q->params = conn_params(c);
     buf_init(&q->text, 1 << 20);
     q->binds = NULL;
     q->n = q->cap = 0;
@@ -65,6 +67,14 @@ static void sql_int(Sql *q, int64_t v)
     Bind *b = bind_push(q);
     b->kind = B_INT;
     b->i = v;
+}
+
+/* The interned id of index key type.code (-1, matching nothing, when unknown). */
+static void sql_param(Sql *q, const char *type, const char *code)
+{
+    Bind *b = bind_push(q);
+    b->kind = B_INT;
+    b->i = param_id(q->params, type, code);
 }
 
 static void sql_real(Sql *q, double v)
@@ -310,7 +320,7 @@ static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
     if (c->reverse) {
         sql_add(q, "SELECT t.pk FROM sp_reference s JOIN resource t ON t.type = s.ttype AND "
                    "t.id = s.tid WHERE s.param = ");
-        sql_text(q, arena_printf(a, "%s.%s", c->chain_type, c->sp->code));
+        sql_param(q, c->chain_type, c->sp->code);
         sql_add(q, " AND s.ttype = ");
         sql_text(q, type);
         sql_add(q, " AND t.deleted = 0 AND s.res IN (SELECT t.pk FROM resource t WHERE t.type = ");
@@ -323,7 +333,7 @@ static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
     if (c->chain) {
         sql_add(q, "SELECT s.res FROM sp_reference s JOIN resource t ON t.type = s.ttype AND "
                    "t.id = s.tid WHERE s.param = ");
-        sql_text(q, arena_printf(a, "%s.%s", type, c->sp->code));
+        sql_param(q, type, c->sp->code);
         sql_add(q, " AND t.type = ");
         sql_text(q, c->chain_type);
         sql_add(q, " AND t.deleted = 0");
@@ -339,7 +349,7 @@ static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
     sql_add(q, "SELECT res FROM ");
     sql_add(q, table_of(clause_kind(c)));
     sql_add(q, " WHERE param = ");
-    sql_text(q, arena_printf(a, "%s.%s", type, c->param));
+    sql_param(q, type, c->param);
     if (c->mod != MOD_MISSING) {
         sql_add(q, " AND ");
         emit_values(q, a, c, "");
@@ -389,7 +399,7 @@ static void emit_group(Sql *q, Arena *a, const SearchClause *cs, size_t n, int g
         char pre[16];
         snprintf(pre, sizeof pre, "g%zu.", k);
         sql_add(q, arena_printf(a, " AND g%zu.param = ", k));
-        sql_text(q, arena_printf(a, "%s.%s", type, cs[i].param));
+        sql_param(q, type, cs[i].param);
         sql_add(q, " AND ");
         emit_values(q, a, &cs[i], pre);
         k++;
@@ -466,7 +476,7 @@ static void emit_where(Sql *q, Arena *a, const SearchPlan *p)
 
 /* ------------------------------------------------------------------ sorting and cursors */
 
-static void emit_sort_expr(Sql *q, Arena *a, const SearchPlan *p, const SearchSort *s)
+static void emit_sort_expr(Sql *q, const SearchPlan *p, const SearchSort *s)
 {
     const char *col;
     switch (s->sp->type) {
@@ -484,7 +494,7 @@ static void emit_sort_expr(Sql *q, Arena *a, const SearchPlan *p, const SearchSo
     sql_add(q, ") FROM ");
     sql_add(q, table_of(s->sp->type));
     sql_add(q, " WHERE res = r.pk AND param = ");
-    sql_text(q, arena_printf(a, "%s.%s", p->type, s->sp->code));
+    sql_param(q, p->type, s->sp->code);
     sql_add(q, s->desc ? "), -9e999)" : "), X'FFFFFFFF')");
 }
 
@@ -566,7 +576,7 @@ static void sql_bind_value(Sql *q, const Bind *v)
 }
 
 /* (s1 > v1) OR (s1 = v1 AND s2 > v2) ... OR (s1 = v1 ... AND r.pk > pk); < for descending. */
-static void emit_keyset(Sql *q, Arena *a, const SearchPlan *p, const Bind *vals, int64_t pk)
+static void emit_keyset(Sql *q, const SearchPlan *p, const Bind *vals, int64_t pk)
 {
     sql_add(q, " AND (");
     for (size_t k = 0; k <= p->nsorts; k++) {
@@ -575,13 +585,13 @@ static void emit_keyset(Sql *q, Arena *a, const SearchPlan *p, const Bind *vals,
         sql_add(q, "(1");
         for (size_t j = 0; j < k; j++) {
             sql_add(q, " AND ");
-            emit_sort_expr(q, a, p, &p->sorts[j]);
+            emit_sort_expr(q, p, &p->sorts[j]);
             sql_add(q, " = ");
             sql_bind_value(q, &vals[j]);
         }
         sql_add(q, " AND ");
         if (k < p->nsorts) {
-            emit_sort_expr(q, a, p, &p->sorts[k]);
+            emit_sort_expr(q, p, &p->sorts[k]);
             sql_add(q, p->sorts[k].desc ? " < " : " > ");
             sql_bind_value(q, &vals[k]);
         } else {
@@ -660,14 +670,14 @@ static int include_apply(Conn *c, Arena *a, const SearchInclude *inc, const ResS
                          size_t from, const ResSet *matches, ResSet *out, Diag *d)
 {
     Sql q;
-    sql_init(&q);
+    sql_init(&q, c);
     int rc = 0;
     bool any = false;
     if (!inc->rev) {
         sql_add(&q, "SELECT t.pk, t.type, t.id, t.version, t.last_updated, t.deleted, "
                     "t.author, t.body FROM sp_reference s JOIN resource t ON t.type = s.ttype "
                     "AND t.id = s.tid WHERE t.deleted = 0 AND s.param = ");
-        sql_text(&q, arena_printf(a, "%s.%s", inc->src_type, inc->sp->code));
+        sql_param(&q, inc->src_type, inc->sp->code);
         if (inc->target_type) {
             sql_add(&q, " AND t.type = ");
             sql_text(&q, inc->target_type);
@@ -698,7 +708,7 @@ static int include_apply(Conn *c, Arena *a, const SearchInclude *inc, const ResS
             sql_add(&q, "SELECT t.pk, t.type, t.id, t.version, t.last_updated, t.deleted, "
                         "t.author, t.body FROM sp_reference s JOIN resource t ON t.pk = s.res "
                         "WHERE t.deleted = 0 AND s.param = ");
-            sql_text(&q, arena_printf(a, "%s.%s", inc->src_type, inc->sp->code));
+            sql_param(&q, inc->src_type, inc->sp->code);
             sql_add(&q, " AND s.ttype = ");
             sql_text(&q, src->items[i].type);
             sql_add(&q, " AND s.tid = ");
@@ -745,7 +755,7 @@ int search_run(Conn *c, Arena *a, const SearchPlan *p, StorePage *out, Diag *d)
     out->total = -1;
 
     if (p->total == TOTAL_ACCURATE || p->summary_count || p->count == 0) {
-        sql_init(&q);
+        sql_init(&q, c);
         emit_count(&q, a, p);
         sqlite3_stmt *st = conn_stmt(c, q.text.p, d);
         if (!st) {
@@ -768,16 +778,16 @@ int search_run(Conn *c, Arena *a, const SearchPlan *p, StorePage *out, Diag *d)
     if (p->cursor && (rc = cursor_parse(a, p->cursor, p->nsorts, vals, &after_pk, d)) != 0)
         return rc;
 
-    sql_init(&q);
+    sql_init(&q, c);
     sql_add(&q, "SELECT " RES_COLS);
     for (size_t i = 0; i < p->nsorts; i++) {
         sql_add(&q, ", ");
-        emit_sort_expr(&q, a, p, &p->sorts[i]);
+        emit_sort_expr(&q, p, &p->sorts[i]);
     }
     sql_add(&q, " FROM resource r");
     emit_where(&q, a, p);
     if (p->cursor)
-        emit_keyset(&q, a, p, vals, after_pk);
+        emit_keyset(&q, p, vals, after_pk);
     sql_add(&q, " ORDER BY ");
     for (size_t i = 0; i < p->nsorts; i++) {
         char col[32];

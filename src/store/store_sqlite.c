@@ -24,32 +24,33 @@ static const char *const migrations[] = {
     "  res INTEGER NOT NULL REFERENCES resource(pk), version INTEGER NOT NULL,"
     "  last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, author TEXT NOT NULL,"
     "  body TEXT NOT NULL, PRIMARY KEY(res, version)) WITHOUT ROWID;"
-    "CREATE TABLE sp_token(res INTEGER NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT,"
+    "CREATE TABLE sp_param(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE sp_token(res INTEGER NOT NULL, param INTEGER NOT NULL, system TEXT, code TEXT,"
     "  text TEXT, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_token_code ON sp_token(param, code, system, res);"
     "CREATE INDEX sp_token_res ON sp_token(res);"
-    "CREATE TABLE sp_string(res INTEGER NOT NULL, param TEXT NOT NULL, folded TEXT NOT NULL,"
+    "CREATE TABLE sp_string(res INTEGER NOT NULL, param INTEGER NOT NULL, folded TEXT NOT NULL,"
     "  raw TEXT NOT NULL, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_string_value ON sp_string(param, folded, res);"
     "CREATE INDEX sp_string_res ON sp_string(res);"
-    "CREATE TABLE sp_reference(res INTEGER NOT NULL, param TEXT NOT NULL, ttype TEXT,"
+    "CREATE TABLE sp_reference(res INTEGER NOT NULL, param INTEGER NOT NULL, ttype TEXT,"
     "  tid TEXT, raw TEXT, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_reference_target ON sp_reference(param, ttype, tid, res);"
     "CREATE INDEX sp_reference_tid ON sp_reference(ttype, tid);"
     "CREATE INDEX sp_reference_res ON sp_reference(res);"
-    "CREATE TABLE sp_date(res INTEGER NOT NULL, param TEXT NOT NULL, lo INTEGER NOT NULL,"
+    "CREATE TABLE sp_date(res INTEGER NOT NULL, param INTEGER NOT NULL, lo INTEGER NOT NULL,"
     "  hi INTEGER NOT NULL, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_date_lo ON sp_date(param, lo, hi, res);"
     "CREATE INDEX sp_date_res ON sp_date(res);"
-    "CREATE TABLE sp_number(res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL,"
+    "CREATE TABLE sp_number(res INTEGER NOT NULL, param INTEGER NOT NULL, value REAL NOT NULL,"
     "  grp INTEGER NOT NULL);"
     "CREATE INDEX sp_number_value ON sp_number(param, value, res);"
     "CREATE INDEX sp_number_res ON sp_number(res);"
-    "CREATE TABLE sp_quantity(res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL,"
+    "CREATE TABLE sp_quantity(res INTEGER NOT NULL, param INTEGER NOT NULL, value REAL NOT NULL,"
     "  system TEXT, code TEXT, grp INTEGER NOT NULL);"
     "CREATE INDEX sp_quantity_value ON sp_quantity(param, value);"
     "CREATE INDEX sp_quantity_res ON sp_quantity(res);"
-    "CREATE TABLE sp_uri(res INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL,"
+    "CREATE TABLE sp_uri(res INTEGER NOT NULL, param INTEGER NOT NULL, uri TEXT NOT NULL,"
     "  grp INTEGER NOT NULL);"
     "CREATE INDEX sp_uri_value ON sp_uri(param, uri, res);"
     "CREATE INDEX sp_uri_res ON sp_uri(res);",
@@ -77,6 +78,7 @@ static int db_err(sqlite3 *db, Diag *d, const char *what)
 
 struct Conn {
     sqlite3 *db;
+    const ParamMap *params;
     CachedStmt cache[STMT_CACHE];
     size_t ncache;
     uint64_t tick;
@@ -212,6 +214,95 @@ static int migrate(Conn *c, Diag *d)
     return 0;
 }
 
+/* ------------------------------------------------------------------ parameter keys */
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int64_t param_id(const ParamMap *m, const char *type, const char *code)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", type, code);
+    const char *k = key;
+    char **hit = bsearch(&k, m->keys, m->n, sizeof *m->keys, key_cmp);
+    return hit ? m->ids[hit - m->keys] : -1;
+}
+
+const ParamMap *conn_params(Conn *c)
+{
+    return c->params;
+}
+
+static void params_free(ParamMap *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        free(m->keys[i]);
+    free(m->keys);
+    free(m->ids);
+    memset(m, 0, sizeof *m);
+}
+
+/* Register every index key the registry can produce, then load the whole table. */
+static int params_load(Conn *c, const FhirRegistry *reg, ParamMap *m, Diag *d)
+{
+    int rc = conn_exec(c, "BEGIN IMMEDIATE", d);
+    sqlite3_stmt *ins =
+        rc == 0 ? conn_stmt(c, "INSERT OR IGNORE INTO sp_param(key) VALUES(?1)", d) : NULL;
+    if (rc == 0 && !ins)
+        rc = ERR_IO;
+    for (const FhirType *t = fhir_types(); rc == 0 && t->name; t++) {
+        size_t n;
+        const SearchParam *const *ps = fhir_registry_params(reg, t->name, &n);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            const char *suffix[] = {"", ":identifier", ":of-type"};
+            for (int k = 0; k < 3 && rc == 0; k++) {
+                if ((k == 1 && ps[i]->type != SP_REFERENCE) || (k == 2 && ps[i]->type != SP_TOKEN))
+                    continue;
+                char key[256];
+                snprintf(key, sizeof key, "%s.%s%s", t->name, ps[i]->code, suffix[k]);
+                sqlite3_bind_text(ins, 1, key, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(ins) != SQLITE_DONE)
+                    rc = db_err(c->db, d, "sp_param");
+                sqlite3_reset(ins);
+            }
+        }
+    }
+    if (rc != 0) {
+        conn_exec(c, "ROLLBACK", NULL);
+        return rc;
+    }
+    if ((rc = conn_exec(c, "COMMIT", d)) != 0)
+        return rc;
+    sqlite3_stmt *st = conn_stmt(c, "SELECT id, key FROM sp_param ORDER BY key", d);
+    if (!st)
+        return ERR_IO;
+    size_t cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (m->n == cap) {
+            cap = cap ? cap * 2 : 256;
+            m->keys = xrealloc(m->keys, cap * sizeof *m->keys);
+            m->ids = xrealloc(m->ids, cap * sizeof *m->ids);
+        }
+        m->ids[m->n] = sqlite3_column_int64(st, 0);
+        m->keys[m->n++] = xstrdup((const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_reset(st);
+    /* BINARY collation already orders as strcmp; the (linear, on sorted input) insertion sort
+     * only guarantees bsearch's precondition whatever the table's collation becomes */
+    for (size_t i = 1; i < m->n; i++)
+        for (size_t j = i; j > 0 && strcmp(m->keys[j - 1], m->keys[j]) > 0; j--) {
+            char *tk = m->keys[j];
+            m->keys[j] = m->keys[j - 1];
+            m->keys[j - 1] = tk;
+            int64_t ti = m->ids[j];
+            m->ids[j] = m->ids[j - 1];
+            m->ids[j - 1] = ti;
+        }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ store */
 
 typedef struct Job {
@@ -234,6 +325,7 @@ struct StoreTxn {
 
 struct Store {
     const FhirRegistry *reg;
+    ParamMap params;
     Conn *writer;
     Conn **readers;
     int nreaders;
@@ -361,10 +453,17 @@ int store_open(const StoreOptions *o, Store **out, Diag *d)
     int rc = conn_open(o->path, true, &s->writer, d);
     if (rc == 0)
         rc = migrate(s->writer, d);
+    if (rc == 0)
+        rc = params_load(s->writer, s->reg, &s->params, d);
+    if (rc == 0)
+        s->writer->params = &s->params;
     s->readers = xcalloc((size_t)s->nreaders, sizeof *s->readers);
     s->reader_busy = xcalloc((size_t)s->nreaders, sizeof *s->reader_busy);
-    for (int i = 0; rc == 0 && i < s->nreaders; i++)
+    for (int i = 0; rc == 0 && i < s->nreaders; i++) {
         rc = conn_open(o->path, false, &s->readers[i], d);
+        if (rc == 0)
+            s->readers[i]->params = &s->params;
+    }
     if (rc == 0 && pthread_create(&s->writer_thread, NULL, writer_main, s) != 0)
         rc = diag_set(d, ERR_IO, "impossible de démarrer le fil d'écriture");
     if (rc != 0) {
@@ -373,6 +472,7 @@ int store_open(const StoreOptions *o, Store **out, Diag *d)
         conn_close(s->writer);
         free(s->readers);
         free(s->reader_busy);
+        params_free(&s->params);
         free(s);
         return rc;
     }
@@ -394,6 +494,7 @@ void store_close(Store *s)
     conn_close(s->writer);
     free(s->readers);
     free(s->reader_busy);
+    params_free(&s->params);
     free(s);
 }
 
@@ -635,7 +736,6 @@ static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char 
     IndexRows rows;
     index_rows_init(&rows);
     int rc = fhir_index_extract(reg, type, res, &rows, d);
-    char key[256];
     for (size_t i = 0; rc == 0 && i < rows.n; i++) {
         const IndexRow *r = &rows.rows[i];
         const char *sql;
@@ -656,9 +756,14 @@ static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char 
             rc = ERR_IO;
             break;
         }
-        snprintf(key, sizeof key, "%s.%s", type, r->param);
+        int64_t param = param_id(c->params, type, r->param);
+        if (param < 0) { /* the registry is the only source of keys: a bug if reached */
+            log_error("store: index key %s.%s was not registered", type, r->param);
+            sqlite3_reset(st);
+            continue;
+        }
         sqlite3_bind_int64(st, 1, pk);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, param);
         sqlite3_bind_int(st, 6, r->grp);
         switch (r->kind) {
         case SP_DATE:
