@@ -9,6 +9,7 @@
 #
 # Environment: DURATION (10s), CONNECTIONS (64), THREADS (wrk threads, 2), WARMUP (2s),
 #   ROR_THREADS ("2 4 8": --threads values tried for read by id; the best one runs the search),
+#   WRITE_THREADS (32: --threads for the durable-create run),
 #   ORGS (500), ROR_BIN (build/release/src/ror), RESULTS (bench/RESULTS.md; "-" = do not append),
 #   KEEP_TMP=1 keeps the temporary directory.
 set -euo pipefail
@@ -21,6 +22,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2s}
 ROR_THREADS=${ROR_THREADS:-"2 4 8"}
+WRITE_THREADS=${WRITE_THREADS:-32}
 ORGS=${ORGS:-500}
 ROR_BIN=${ROR_BIN:-$root/build/release/src/ror}
 RESULTS=${RESULTS:-$here/RESULTS.md}
@@ -234,6 +236,25 @@ run_wrk "nginx-read" "http://127.0.0.1:$nginx_port$read_path"; record nginx-read
 run_wrk "ror-search-t$best_threads" "http://127.0.0.1:$ror_port$search_path"; record ror-search
 run_wrk "nginx-search" "http://127.0.0.1:$nginx_port$search_path"; record nginx-search
 
+# Durable creates (informational: each 201 is sent after the group commit's fsync). Writers
+# wait for their commit on an HTTP worker thread, so this run uses $WRITE_THREADS threads.
+stop_ror; start_ror "$WRITE_THREADS"
+{
+  echo 'wrk.method = "POST"'
+  echo 'wrk.headers["Content-Type"] = "application/fhir+json"'
+  printf 'wrk.body = [==[%s]==]\n' "$(cat "$tmp/bodies/org.json")"
+} >"$tmp/post.lua"
+out=$tmp/wrk-post.txt
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$tmp/post.lua" \
+  "http://127.0.0.1:$ror_port/fhir/Organization" >"$out"
+W_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+W_P50=$(awk '/^ +50% / {print $2}' "$out")
+W_P99=$(awk '/^ +99% / {print $2}' "$out")
+W_ERR=$(grep -E 'Non-2xx|Socket errors' "$out" | sed 's/^ *//' | paste -sd';' -) || W_ERR=""
+[[ -n $W_RPS ]] || { cat "$out" >&2; die "could not parse wrk output for the creates"; }
+log "$(printf '%-24s %9s req/s  p50 %-9s p99 %-9s %s' ror-create "$W_RPS" "$W_P50" "$W_P99" "$W_ERR")"
+record ror-create
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
 read_ratio=$(ratio "${RPS[ror-read-t$best_threads]}" "${RPS[nginx-read]}")
 search_ratio=$(ratio "${RPS[ror-search]}" "${RPS[nginx-search]}")
@@ -259,6 +280,7 @@ table=$(
   row "nginx static, same body" nginx-read "auto ($(nproc))" "$read_size"
   row "ror search (20 entries)" ror-search "$best_threads" "$search_size"
   row "nginx static, same body" nginx-search "auto ($(nproc))" "$search_size"
+  row "ror durable create (POST, 201 after fsync)" ror-create "$WRITE_THREADS" "$body_size_posted"
 )
 
 section=$(
