@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 PORT ?= 8080
 DATA ?= ror-data
 
-.PHONY: all run test build build-asan unit blackbox bench fuzz format clean
+.PHONY: all run test build build-asan build-tsan unit blackbox tsan bench fuzz format clean
 
 all: build
 
@@ -23,16 +23,26 @@ build-asan:
 	cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DROR_SANITIZE=ON >/dev/null
 	cmake --build $(BUILD)/asan -j$(JOBS)
 
+build-tsan:
+	scripts/setup.sh test
+	cmake -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=Debug -DROR_TSAN=ON >/dev/null
+	cmake --build $(BUILD)/tsan -j$(JOBS)
+
 # Every test runs on the ASan+UBSan build: unit tests and the black-box suite (server included);
-# then a short run of every fuzz target, and last the unit tests on the release build.
-test: build build-asan
+# then the unit tests under ThreadSanitizer (writer thread, reader pool, group commit), a short
+# run of every fuzz target, and last the unit tests on the release build.
+test: build build-asan build-tsan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD)/asan --output-on-failure -j2
+	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD)/tsan --output-on-failure -L unit -j2
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(FUZZ_SECONDS),10)
 	ctest --test-dir $(BUILD)/release --output-on-failure -L unit -j2
 
 unit: build-asan
 	ctest --test-dir $(BUILD)/asan --output-on-failure -L unit -j2
+
+tsan: build-tsan
+	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD)/tsan --output-on-failure -j2
 
 blackbox: build-asan
 	ctest --test-dir $(BUILD)/asan --output-on-failure -L blackbox
