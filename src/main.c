@@ -226,6 +226,12 @@ static int cmd_serve(int argc, char **argv)
     } else {
         fprintf(stderr, "ror: %s\n", d.msg);
     }
+    /* Stop in an order that answers every write in flight: no new connections; the writer
+     * commits what is queued and resumes the suspended requests (later writes get 503); then
+     * the HTTP server stops with no suspended connection left; then the store closes. */
+    http_quiesce(http);
+    if (store)
+        store_drain(store);
     http_stop(http);
     api_free(api);
     store_close(store);

@@ -532,9 +532,10 @@ typedef struct WriteCtx {
     const char *id; /* update/patch/delete target; NULL for create */
     json_t *res;    /* create/update: the resource; patch: the Parameters */
     int64_t if_match;
-    const SearchPlan *cond; /* conditional create (If-None-Exist) or conditional patch */
+    SearchPlan *cond; /* conditional create (If-None-Exist) or conditional patch */
     StoredResource out;
     int status;
+    Diag diag;
 } WriteCtx;
 
 static int txn_create(StoreTxn *t, void *vctx, Diag *d)
@@ -647,23 +648,49 @@ static int txn_delete(StoreTxn *t, void *vctx, Diag *d)
                             &w->out, d);
 }
 
-static void run_write(HttpRequest *r, WriteCtx *w, StoreTxnFn fn)
+/* The answer to a finished write (any thread: the request is ours until resumed). */
+static void write_answer(HttpRequest *r, WriteCtx *w, int rc)
 {
-    Diag d = {{0}, {0}};
-    int rc = store_write(w->api->store, fn, w, &d);
     if (rc != 0) {
-        http_fail(r, rc, &d);
-        return;
-    }
-    if (w->out.deleted) {
+        http_fail(r, rc, &w->diag);
+    } else if (w->out.deleted) {
         version_headers(r, &w->out);
         char *msg = arena_printf(&r->arena, "%s/%s supprimé (version %lld)", w->out.type, w->out.id,
                                  (long long)w->out.version);
         char *body = fhir_outcome_text("information", "informational", msg, NULL);
         http_respond(r, 200, FHIR_JSON, body, strlen(body));
-        return;
+    } else {
+        respond_version(r, w->status, &w->out, w->api);
     }
-    respond_version(r, w->status, &w->out, w->api);
+    json_decref(w->res);
+    w->res = NULL;
+    search_plan_free(w->cond);
+    w->cond = NULL;
+}
+
+/* Writer thread, after the durable commit: answer, then give the request back to the server. */
+static void write_done(void *vctx, int rc)
+{
+    WriteCtx *w = vctx;
+    write_answer(w->req, w, rc);
+    http_resume(w->req);
+}
+
+/*
+ * Run a write through the one write path without holding a worker thread during the commit:
+ * the request is suspended, the writer answers it after the fsync and resumes it. `w` (in the
+ * request arena) takes ownership of w->res and w->cond.
+ */
+static void run_write(HttpRequest *r, const WriteCtx *proto, StoreTxnFn fn)
+{
+    WriteCtx *w = arena_alloc(&r->arena, sizeof *w);
+    *w = *proto;
+    memset(&w->diag, 0, sizeof w->diag);
+    http_suspend(r);
+    if (store_write_async(w->api->store, fn, w, &w->diag, write_done, w) != 0) {
+        write_answer(r, w, ERR_UNAVAILABLE); /* not queued: answer here */
+        http_resume(r);
+    }
 }
 
 /* Parse "?a=b&c=d" (the If-None-Exist header, already URL-encoded) into a plan on `type`. */
@@ -716,8 +743,6 @@ static void h_create(HttpRequest *r, void *ctx)
         cond->count = 2;
     WriteCtx w = {.api = a, .req = r, .type = t->name, .res = res, .cond = cond};
     run_write(r, &w, txn_create);
-    search_plan_free(cond);
-    json_decref(res);
 }
 
 static void h_update(HttpRequest *r, void *ctx)
@@ -746,19 +771,22 @@ static void h_update(HttpRequest *r, void *ctx)
     WriteCtx w = {
         .api = a, .req = r, .type = t->name, .id = r->params[1], .res = res, .if_match = if_match};
     run_write(r, &w, txn_update);
-    json_decref(res);
 }
 
+/* Takes ownership of cond. */
 static void patch_common(HttpRequest *r, Api *a, const char *id, SearchPlan *cond)
 {
     const FhirType *t = fhir_type_find(r->params[0], strlen(r->params[0]));
     json_t *params = NULL;
     int64_t if_match = if_match_or_respond(r);
-    if (if_match < 0 || !accept_or_respond(r) || !parse_body_or_respond(r, &params))
+    if (if_match < 0 || !accept_or_respond(r) || !parse_body_or_respond(r, &params)) {
+        search_plan_free(cond);
         return;
+    }
     if (!json_str(params, "resourceType") ||
         strcmp(json_str(params, "resourceType"), "Parameters") != 0) {
         json_decref(params);
+        search_plan_free(cond);
         fail(r, ERR_INVALID, "%s", "un patch FHIRPath (ressource Parameters) est attendu");
         return;
     }
@@ -770,7 +798,6 @@ static void patch_common(HttpRequest *r, Api *a, const char *id, SearchPlan *con
                   .if_match = if_match,
                   .cond = cond};
     run_write(r, &w, txn_patch);
-    json_decref(params);
 }
 
 static void h_patch(HttpRequest *r, void *ctx)
@@ -799,7 +826,6 @@ static void h_patch_conditional(HttpRequest *r, void *ctx)
     }
     cond->count = 2;
     patch_common(r, a, NULL, cond);
-    search_plan_free(cond);
 }
 
 static void h_delete(HttpRequest *r, void *ctx)

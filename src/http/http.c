@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -158,7 +159,8 @@ static void dispatch(HttpServer *s, HttpRequest *req)
                 continue;
             if (r->methods & req->method) {
                 r->handler(req, r->ctx);
-                if (!req->answered)
+                /* a suspended request belongs to whoever resumes it: do not touch it */
+                if (!req->suspended && !req->answered)
                     http_fail(req, ERR_INTERNAL, NULL);
                 return;
             }
@@ -307,6 +309,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
     }
 
     HttpRequest *r = &c->req;
+    if (r->dispatched) { /* called again after http_resume: the answer is ready */
+        if (!r->answered)
+            http_fail(r, ERR_INTERNAL, NULL);
+        r->suspended = false;
+        goto queue;
+    }
+    r->dispatched = true;
     r->conn = connection;
     r->method = method_bit(method);
     r->method_name = arena_strdup(&r->arena, method);
@@ -348,11 +357,34 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         http_fail(r, ERR_METHOD, NULL);
     } else {
         dispatch(s, r);
+        if (r->suspended)
+            return MHD_YES; /* answered later, from another thread, then resumed */
     }
+queue:;
     enum MHD_Result ret = MHD_queue_response(connection, (unsigned)r->status, r->response);
     MHD_destroy_response(r->response);
     r->response = NULL;
     return ret;
+}
+
+void http_suspend(HttpRequest *r)
+{
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+}
+
+void http_resume(HttpRequest *r)
+{
+    MHD_resume_connection(r->conn);
+}
+
+void http_quiesce(HttpServer *s)
+{
+    if (s && s->daemon) {
+        MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
 }
 
 static void completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -383,9 +415,10 @@ int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
     s->max_body = o->max_body;
     unsigned threads = o->threads > 0 ? (unsigned)o->threads : 4;
     s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)o->port,
-        NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            MHD_ALLOW_SUSPEND_RESUME,
+        (uint16_t)o->port, NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s,

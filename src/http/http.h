@@ -62,6 +62,8 @@ struct HttpRequest {
     void *response;
     int status;
     bool answered;
+    bool suspended;
+    bool dispatched;
 };
 
 typedef struct HttpServer HttpServer;
@@ -83,6 +85,18 @@ int http_start(HttpServer *s, const HttpOptions *o, Diag *d);
 /** The port actually bound (useful with port 0). */
 int http_port(const HttpServer *s);
 void http_stop(HttpServer *s);
+
+/**
+ * Suspend the request: the handler returns without answering, and another thread answers later
+ * (http_respond or http_fail) then calls http_resume. Until http_resume, the request and its
+ * arena belong to that other thread. Lets a handler wait for a durable commit without holding
+ * a worker thread.
+ */
+void http_suspend(HttpRequest *r);
+/** Hand an answered, suspended request back to the server, which sends the response. */
+void http_resume(HttpRequest *r);
+/** Stop accepting connections; requests on open connections are still served. */
+void http_quiesce(HttpServer *s);
 
 /** Request header value (case-insensitive name) or NULL. */
 const char *http_header(HttpRequest *r, const char *name);

@@ -92,6 +92,20 @@ typedef int (*StoreTxnFn)(StoreTxn *t, void *ctx, Diag *d);
  *  itself failed, or ERR_UNAVAILABLE when the store is closing. */
 int store_write(Store *s, StoreTxnFn fn, void *ctx, Diag *d);
 
+/** Called on the writer thread once the job's fate is sealed: rc is fn's result, or ERR_IO if
+ *  the commit failed. The change is durable when rc == 0. Must be quick. */
+typedef void (*StoreDoneFn)(void *done_ctx, int rc);
+
+/** Queue fn for the writer and return at once; done(done_ctx, rc) follows on the writer thread
+ *  after the durable commit. `ctx` and `d` must stay valid until then. Returns 0 when queued,
+ *  or ERR_UNAVAILABLE (done is then NOT called) when the store no longer takes writes. */
+int store_write_async(Store *s, StoreTxnFn fn, void *ctx, Diag *d, StoreDoneFn done,
+                      void *done_ctx);
+
+/** Stop taking writes (store_write* then answer ERR_UNAVAILABLE) and wait until every queued
+ *  job is committed and its caller told. Reads keep working. Idempotent. */
+void store_drain(Store *s);
+
 /** Current version as seen inside the transaction (same errors as store_read). */
 int store_txn_read(StoreTxn *t, Arena *a, const char *type, const char *id, StoredResource *out,
                    Diag *d);

@@ -311,6 +311,8 @@ typedef struct Job {
     Diag *d;
     int rc;
     bool done;
+    StoreDoneFn on_done; /* asynchronous job (heap-allocated, freed by the writer) */
+    void *done_ctx;
     struct Job *next;
 } Job;
 
@@ -338,7 +340,9 @@ struct Store {
     pthread_cond_t queue_cond;
     pthread_cond_t done_cond;
     Job *head, *tail;
-    bool stopping;
+    bool stopping; /* the writer thread exits once the queue is empty */
+    bool draining; /* no new jobs are taken */
+    bool inflight; /* the writer is running a batch */
     int max_batch;
 
     StoreCommitHook hook;
@@ -415,6 +419,7 @@ static void *writer_main(void *arg)
         if (!s->head && s->stopping)
             break;
         Job *jobs = s->head, *last = jobs;
+        s->inflight = true;
         for (int n = 1; n < s->max_batch && last->next; n++)
             last = last->next;
         s->head = last->next;
@@ -425,11 +430,25 @@ static void *writer_main(void *arg)
 
         batch_run(s, &txn, jobs);
 
-        pthread_mutex_lock(&s->queue_lock);
+        /* asynchronous callers are told outside the lock (and their jobs freed); synchronous
+         * ones, still linked through `sync`, are woken under it */
+        Job *sync = NULL;
         for (Job *j = jobs, *next; j; j = next) {
+            next = j->next;
+            if (j->on_done) {
+                j->on_done(j->done_ctx, j->rc);
+                free(j);
+            } else {
+                j->next = sync;
+                sync = j;
+            }
+        }
+        pthread_mutex_lock(&s->queue_lock);
+        for (Job *j = sync, *next; j; j = next) {
             next = j->next;
             j->done = true;
         }
+        s->inflight = false;
         pthread_cond_broadcast(&s->done_cond);
     }
     pthread_mutex_unlock(&s->queue_lock);
@@ -504,24 +523,55 @@ void store_set_commit_hook(Store *s, StoreCommitHook hook, void *ctx)
     s->hook_ctx = ctx;
 }
 
+/* Append a job; false when the store no longer takes writes. Called with queue_lock held. */
+static bool enqueue_locked(Store *s, Job *job)
+{
+    if (s->stopping || s->draining)
+        return false;
+    if (s->tail)
+        s->tail->next = job;
+    else
+        s->head = job;
+    s->tail = job;
+    pthread_cond_signal(&s->queue_cond);
+    return true;
+}
+
 int store_write(Store *s, StoreTxnFn fn, void *ctx, Diag *d)
 {
     Job job = {.fn = fn, .ctx = ctx, .d = d};
     pthread_mutex_lock(&s->queue_lock);
-    if (s->stopping) {
+    if (!enqueue_locked(s, &job)) {
         pthread_mutex_unlock(&s->queue_lock);
         return diag_set(d, ERR_UNAVAILABLE, "serveur en cours d'arrêt");
     }
-    if (s->tail)
-        s->tail->next = &job;
-    else
-        s->head = &job;
-    s->tail = &job;
-    pthread_cond_signal(&s->queue_cond);
     while (!job.done)
         pthread_cond_wait(&s->done_cond, &s->queue_lock);
     pthread_mutex_unlock(&s->queue_lock);
     return job.rc;
+}
+
+int store_write_async(Store *s, StoreTxnFn fn, void *ctx, Diag *d, StoreDoneFn done, void *done_ctx)
+{
+    Job *job = xcalloc(1, sizeof *job);
+    *job = (Job){.fn = fn, .ctx = ctx, .d = d, .on_done = done, .done_ctx = done_ctx};
+    pthread_mutex_lock(&s->queue_lock);
+    bool queued = enqueue_locked(s, job);
+    pthread_mutex_unlock(&s->queue_lock);
+    if (!queued) {
+        free(job);
+        return diag_set(d, ERR_UNAVAILABLE, "serveur en cours d'arrêt");
+    }
+    return 0;
+}
+
+void store_drain(Store *s)
+{
+    pthread_mutex_lock(&s->queue_lock);
+    s->draining = true;
+    while (s->head || s->inflight)
+        pthread_cond_wait(&s->done_cond, &s->queue_lock);
+    pthread_mutex_unlock(&s->queue_lock);
 }
 
 /* ------------------------------------------------------------------ reads */
