@@ -439,6 +439,67 @@ static void test_query_timeout(void **state)
     store_close(s);
 }
 
+typedef struct AsyncDone {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int calls, ok, failed;
+} AsyncDone;
+
+static void async_done(void *vctx, int rc)
+{
+    AsyncDone *a = vctx;
+    pthread_mutex_lock(&a->lock);
+    a->calls++;
+    if (rc == 0)
+        a->ok++;
+    else
+        a->failed++;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void test_async_and_drain(void **state)
+{
+    (void)state;
+    Store *s = open_store("async");
+    AsyncDone done = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+    PutCtx c[20];
+    Diag d[20];
+    for (int i = 0; i < 20; i++) {
+        char *id = xasprintf("a%d", i);
+        c[i] = (PutCtx){.type = "Organization",
+                        .id = id,
+                        .text = "{\"resourceType\":\"Organization\"}",
+                        .fail_after = i == 7};
+        arena_init(&c[i].arena);
+        memset(&d[i], 0, sizeof d[i]);
+        assert_int_equal(store_write_async(s, txn_put, &c[i], &d[i], async_done, &done), 0);
+    }
+    /* drain: every queued job is committed and its caller told before it returns */
+    store_drain(s);
+    assert_int_equal(done.calls, 20);
+    assert_int_equal(done.ok, 19);
+    assert_int_equal(done.failed, 1);
+    assert_non_null(strstr(d[7].msg, "refused"));
+    int64_t n = 0;
+    assert_int_equal(store_count(s, "Organization", &n, NULL), 0);
+    assert_int_equal(n, 19);
+    /* after the drain, writes are refused at once (and the callback is not called) */
+    PutCtx late = {
+        .type = "Organization", .id = "late", .text = "{\"resourceType\":\"Organization\"}"};
+    arena_init(&late.arena);
+    Diag ld = {{0}, {0}};
+    assert_int_equal(store_write_async(s, txn_put, &late, &ld, async_done, &done), ERR_UNAVAILABLE);
+    assert_int_equal(store_write(s, txn_put, &late, &ld), ERR_UNAVAILABLE);
+    assert_int_equal(done.calls, 20);
+    arena_cleanup(&late.arena);
+    for (int i = 0; i < 20; i++) {
+        free((char *)c[i].id);
+        arena_cleanup(&c[i].arena);
+    }
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_search_paging),
         cmocka_unit_test(test_search_counts),
         cmocka_unit_test(test_query_timeout),
+        cmocka_unit_test(test_async_and_drain),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
