@@ -9,29 +9,20 @@
 
 #define ROR_SD "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/"
 
+/* Every served type supports every interaction below; terminology resources are not patched. */
+#define ALL_BUT_PATCH                                                                              \
+    (FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_DELETE | FHIR_HISTORY)
+#define ALL (ALL_BUT_PATCH | FHIR_PATCH)
+
 static const FhirType types[] = {
-    {"Organization", ROR_SD "ror-organization",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
-         FHIR_HISTORY},
-    {"HealthcareService", ROR_SD "ror-healthcareservice",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
-         FHIR_HISTORY},
-    {"Location", ROR_SD "ror-location",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
-         FHIR_HISTORY},
-    {"Practitioner", ROR_SD "ror-practitioner",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
-         FHIR_HISTORY},
-    {"PractitionerRole", ROR_SD "ror-practitionerrole",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
-         FHIR_HISTORY},
-    {"Task", ROR_SD "ror-task",
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_PATCH | FHIR_DELETE |
-         FHIR_HISTORY},
-    {"CodeSystem", NULL,
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_DELETE | FHIR_HISTORY},
-    {"ValueSet", NULL,
-     FHIR_READ | FHIR_VREAD | FHIR_SEARCH | FHIR_CREATE | FHIR_UPDATE | FHIR_DELETE | FHIR_HISTORY},
+    {"Organization", ROR_SD "ror-organization", ALL},
+    {"HealthcareService", ROR_SD "ror-healthcareservice", ALL},
+    {"Location", ROR_SD "ror-location", ALL},
+    {"Practitioner", ROR_SD "ror-practitioner", ALL},
+    {"PractitionerRole", ROR_SD "ror-practitionerrole", ALL},
+    {"Task", ROR_SD "ror-task", ALL},
+    {"CodeSystem", NULL, ALL_BUT_PATCH},
+    {"ValueSet", NULL, ALL_BUT_PATCH},
     {NULL, NULL, 0},
 };
 
