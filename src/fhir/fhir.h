@@ -94,8 +94,8 @@ int fhir_registry_load_file(FhirRegistry *r, const char *path, Diag *d);
 /** Load every *.json file of a directory (sorted by name). */
 int fhir_registry_load_dir(FhirRegistry *r, const char *dir, Diag *d);
 /** Apply a correction table ({"corrections":[{url,expression,reason,type?}],
- *  "disabled":[{url}], "groups":[{name,base,path,params:[code]}]}) and compile every
- *  expression. Must be called once after loading. */
+ *  "disabled":[{url}], "aliases":[{url,code}], "groups":[{name,base,path,params:[code]}]})
+ *  and compile every expression. Must be called once after loading. */
 int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d);
 /** The parameter `code` of type `type`, or NULL. */
 const SearchParam *fhir_registry_param(const FhirRegistry *r, const char *type, const char *code);

@@ -291,6 +291,33 @@ static void disable(FhirRegistry *r, int t, size_t i)
     tp->n--;
 }
 
+/* Serve the parameter(s) with that url under a second code too (same definition). */
+static int alias_add(FhirRegistry *r, const char *url, const char *code, Diag *d)
+{
+    if (!url || !code)
+        return diag_set(d, ERR_INVALID, "alias sans url ou code");
+    for (int t = 0; types[t].name; t++) {
+        size_t n = r->by_type[t].n; /* the aliases added below are not revisited */
+        for (size_t i = 0; i < n; i++) {
+            const SearchParam *p = r->by_type[t].items[i];
+            if (strcmp(p->url, url) != 0)
+                continue;
+            SearchParam *a = xcalloc(1, sizeof *a);
+            a->code = xstrdup(code);
+            a->url = xstrdup(p->url);
+            a->base = xstrdup(p->base);
+            a->type = p->type;
+            a->expression = p->expression ? xstrdup(p->expression) : NULL;
+            a->corrected = p->corrected;
+            a->targets = xcalloc(p->ntargets + 1, sizeof(char *));
+            for (size_t k = 0; k < p->ntargets; k++)
+                a->targets[a->ntargets++] = xstrdup(p->targets[k]);
+            registry_put(r, t, a);
+        }
+    }
+    return 0;
+}
+
 /* A correlation group: each listed parameter's expression must start with the group path; the
  * rest is compiled relative to one group element. */
 static int group_add(FhirRegistry *r, json_t *g, int id, Diag *d)
@@ -358,6 +385,11 @@ int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d)
                 for (size_t k = r->by_type[t].n; k-- > 0;)
                     if (strcmp(r->by_type[t].items[k]->url, url) == 0)
                         disable(r, t, k);
+        }
+        json_array_foreach(json_object_get(doc, "aliases"), i, c)
+        {
+            if ((rc = alias_add(r, json_str(c, "url"), json_str(c, "code"), d)) != 0)
+                break;
         }
         int group = 0;
         json_array_foreach(json_object_get(doc, "groups"), i, c)

@@ -80,6 +80,11 @@ static void test_registry(void **state)
     assert_int_equal(sp->ntargets, 1);
     assert_string_equal(sp->targets[0], "Organization");
     assert_null(fhir_registry_param(reg, "Patient", "name"));
+    /* the CapabilityStatement's name of the price parameter is served as well as its code */
+    const SearchParam *price = fhir_registry_param(reg, "Organization", "price-amount-value");
+    assert_non_null(price);
+    assert_int_equal(price->type, SP_NUMBER);
+    assert_string_equal(price->url, fhir_registry_param(reg, "Organization", "amount-value")->url);
     Diag d = {{0}, {0}};
     FhirRegistry *r2 = fhir_registry_new();
     assert_int_equal(fhir_registry_load_file(r2, "/nonexistent.json", &d), ERR_IO);
