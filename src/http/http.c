@@ -130,42 +130,49 @@ void http_route(HttpServer *s, int methods, const char *pattern, HttpHandler h, 
     r->ctx = ctx;
 }
 
-/* Does `r` match the path segments? Fills req->params. */
-static bool route_match(const Route *r, char **segs, size_t n, HttpRequest *req)
+/* How many literal segments of `r` match the path, or -1 when it does not match. Fills
+ * req->params. The most literal matching routes win ("/fhir/metadata" over "/fhir/{type}"). */
+static int route_match(const Route *r, char **segs, size_t n, HttpRequest *req)
 {
     if (n != r->nsegs)
-        return false;
+        return -1;
     size_t np = 0;
+    int literals = 0;
     for (size_t i = 0; i < n; i++) {
         if (r->segs[i][0] == '{') {
             if (np < HTTP_MAX_PARAMS)
                 req->params[np++] = segs[i];
         } else if (strcmp(r->segs[i], segs[i]) != 0) {
-            return false;
+            return -1;
+        } else {
+            literals++;
         }
     }
-    return true;
+    return literals;
 }
 
 static void dispatch(HttpServer *s, HttpRequest *req)
 {
     char *segs[16];
     size_t n = split_path(req->path, segs, 15, &req->arena);
-    int allowed = 0;
-    if (n <= 15) {
-        for (size_t i = 0; i < s->nroutes; i++) {
-            const Route *r = &s->routes[i];
-            if (!route_match(r, segs, n, req))
-                continue;
-            if (r->methods & req->method) {
-                r->handler(req, r->ctx);
-                /* a suspended request belongs to whoever resumes it: do not touch it */
-                if (!req->suspended && !req->answered)
-                    http_fail(req, ERR_INTERNAL, NULL);
-                return;
-            }
-            allowed |= r->methods;
+    int allowed = 0, best = -1;
+    for (size_t i = 0; n <= 15 && i < s->nroutes; i++) {
+        int m = route_match(&s->routes[i], segs, n, req);
+        if (m > best)
+            best = m;
+    }
+    for (size_t i = 0; best >= 0 && i < s->nroutes; i++) {
+        const Route *r = &s->routes[i];
+        if (route_match(r, segs, n, req) != best)
+            continue;
+        if (r->methods & req->method) {
+            r->handler(req, r->ctx);
+            /* a suspended request belongs to whoever resumes it: do not touch it */
+            if (!req->suspended && !req->answered)
+                http_fail(req, ERR_INTERNAL, NULL);
+            return;
         }
+        allowed |= r->methods;
     }
     if (allowed) {
         char allow[96] = "";
