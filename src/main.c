@@ -125,15 +125,19 @@ static int seed_load(Store *store, const char *path, Diag *d)
     int rc = store_count(store, NULL, &n, d);
     if (rc != 0 || n > 0)
         return rc;
+    int64_t t0 = time_mono_ns();
     json_error_t e;
     json_t *bundle = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
     if (!bundle)
         return diag_set(d, ERR_INVALID, "%s:%d : %s", path, e.line, e.text);
+    int64_t t1 = time_mono_ns();
     Seed s = {bundle, 0};
     rc = store_write(store, seed_txn, &s, d);
     json_decref(bundle);
     if (rc == 0)
-        log_info("seed: %zu resources loaded from %s", s.loaded, path);
+        log_info("seed: %zu resources loaded from %s (read %lld ms, write %lld ms)", s.loaded,
+                 path, (long long)((t1 - t0) / 1000000),
+                 (long long)((time_mono_ns() - t1) / 1000000));
     return rc;
 }
 

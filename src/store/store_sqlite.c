@@ -761,8 +761,10 @@ static void txn_change(StoreTxn *t, const StoredResource *r)
     c->deleted = r->deleted;
 }
 
+/* Replace the index rows of resource `pk` by those of `res` (none when res is NULL). `fresh`:
+ * the resource is new, it has no rows to delete. */
 static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char *type, json_t *res,
-                       Diag *d)
+                       bool fresh, Diag *d)
 {
     static const char *const del[] = {
         "DELETE FROM sp_token WHERE res=?1",     "DELETE FROM sp_string WHERE res=?1",
@@ -770,7 +772,7 @@ static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char 
         "DELETE FROM sp_number WHERE res=?1",    "DELETE FROM sp_quantity WHERE res=?1",
         "DELETE FROM sp_uri WHERE res=?1",
     };
-    for (size_t i = 0; i < sizeof del / sizeof del[0]; i++) {
+    for (size_t i = 0; !fresh && i < sizeof del / sizeof del[0]; i++) {
         sqlite3_stmt *st = conn_stmt(c, del[i], d);
         if (!st)
             return ERR_IO;
@@ -1016,7 +1018,7 @@ int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out,
         return rc;
     if ((rc = row_write(c, &cur, exists, &r, &pk, d)) != 0)
         return rc;
-    if ((rc = index_write(c, t->store->reg, pk, p->type, p->res, d)) != 0)
+    if ((rc = index_write(c, t->store->reg, pk, p->type, p->res, !exists, d)) != 0)
         return rc;
     txn_change(t, &r);
     *out = r;
@@ -1047,7 +1049,7 @@ int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, in
     int64_t pk;
     if ((rc = archive_current(c, cur.pk, d)) != 0 ||
         (rc = row_write(c, &cur, true, &r, &pk, d)) != 0 ||
-        (rc = index_write(c, t->store->reg, pk, type, NULL, d)) != 0)
+        (rc = index_write(c, t->store->reg, pk, type, NULL, false, d)) != 0)
         return rc;
     txn_change(t, &r);
     *out = r;
