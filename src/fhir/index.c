@@ -289,27 +289,41 @@ static int eval_rows(const SearchParam *sp, const FhirPath *path, json_t *root, 
     return rc;
 }
 
+#define GROUPS_CACHED 16
+
 int fhir_index_extract(const FhirRegistry *reg, const char *type, json_t *res, IndexRows *out,
                        Diag *d)
 {
     size_t n;
     const SearchParam *const *params = fhir_registry_params(reg, type, &n);
-    for (size_t i = 0; i < n; i++) {
+    /* each correlation group's elements, evaluated once per resource */
+    FpResult groups[GROUPS_CACHED] = {{0}};
+    bool have[GROUPS_CACHED] = {false};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         const SearchParam *sp = params[i];
         if (!sp->path)
             continue;
-        int rc;
-        if (sp->group) { /* per group element, numbered from 1 */
-            FpResult elems = {0};
-            rc = fhirpath_eval(sp->group_path, res, &elems, d);
-            for (size_t k = 0; rc == 0 && k < elems.n; k++)
-                rc = eval_rows(sp, sp->rel_path, elems.items[k].node, (int)k + 1, out, d);
-            fp_result_cleanup(&elems);
-        } else {
+        if (!sp->group) {
             rc = eval_rows(sp, sp->path, res, 0, out, d);
+            continue;
         }
-        if (rc != 0)
-            return rc;
+        FpResult local = {0}, *elems = &local;
+        if (sp->group < GROUPS_CACHED) {
+            elems = &groups[sp->group];
+            if (!have[sp->group]) {
+                rc = fhirpath_eval(sp->group_path, res, elems, d);
+                have[sp->group] = true;
+            }
+        } else {
+            rc = fhirpath_eval(sp->group_path, res, elems, d);
+        }
+        for (size_t k = 0; rc == 0 && k < elems->n; k++) /* instances numbered from 1 */
+            rc = eval_rows(sp, sp->rel_path, elems->items[k].node, (int)k + 1, out, d);
+        fp_result_cleanup(&local);
     }
-    return 0;
+    for (int g = 0; g < GROUPS_CACHED; g++)
+        if (have[g])
+            fp_result_cleanup(&groups[g]);
+    return rc;
 }
