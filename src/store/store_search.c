@@ -130,6 +130,13 @@ static void sql_addc(Sql *q, const char *pre, const char *s)
     buf_adds(&q->text, s);
 }
 
+/* "<column> <op> ?" with an integer operand. */
+static void cmp_int(Sql *q, const char *pre, const char *col_op, int64_t v)
+{
+    sql_addc(q, pre, col_op);
+    sql_int(q, v);
+}
+
 /* One value's condition on the columns of the clause's index table, prefixed by `pre`. */
 static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValue *v,
                        const char *pre)
@@ -190,14 +197,8 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
             sql_int(q, v->hi);
             sql_add(q, ")");
             break;
-        case PFX_GT:
-            sql_addc(q, pre, "@hi > ");
-            sql_int(q, v->hi);
-            break;
-        case PFX_LT:
-            sql_addc(q, pre, "@lo < ");
-            sql_int(q, v->lo);
-            break;
+        case PFX_GT: cmp_int(q, pre, "@hi > ", v->hi); break;
+        case PFX_LT: cmp_int(q, pre, "@lo < ", v->lo); break;
         case PFX_GE:
         case PFX_LE:
             sql_addc(q, pre, v->prefix == PFX_GE ? "(@hi > " : "(@lo < ");
@@ -208,14 +209,8 @@ static void value_cond(Sql *q, Arena *a, const SearchClause *c, const SearchValu
             sql_int(q, v->hi);
             sql_add(q, "))");
             break;
-        case PFX_SA:
-            sql_addc(q, pre, "@lo > ");
-            sql_int(q, v->hi);
-            break;
-        case PFX_EB:
-            sql_addc(q, pre, "@hi < ");
-            sql_int(q, v->lo);
-            break;
+        case PFX_SA: cmp_int(q, pre, "@lo > ", v->hi); break;
+        case PFX_EB: cmp_int(q, pre, "@hi < ", v->lo); break;
         case PFX_AP: {
             /* approximately: within 10 % of the distance from now, at least a day */
             int64_t gap = llabs(time_now_ms() - v->lo) / 10;

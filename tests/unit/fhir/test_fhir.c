@@ -91,6 +91,15 @@ static void test_registry(void **state)
     fhir_registry_free(r2);
 }
 
+/* The index rows of a demo resource (cleanup with index_rows_cleanup). */
+static void extract(const char *type, const char *id, IndexRows *rows)
+{
+    index_rows_init(rows);
+    Diag d = {{0}, {0}};
+    if (fhir_index_extract(reg, type, demo_resource(type, id), rows, &d) != 0)
+        fail_msg("index extraction of %s/%s: %s", type, id, d.msg);
+}
+
 static bool has_row(const IndexRows *rows, const char *param, SpType kind, const char *s1,
                     const char *s2)
 {
@@ -107,11 +116,8 @@ static bool has_row(const IndexRows *rows, const char *param, SpType kind, const
 static void test_index_location(void **state)
 {
     (void)state;
-    json_t *loc = demo_resource("Location", "loc-pitie-bloc");
     IndexRows rows;
-    index_rows_init(&rows);
-    Diag d = {{0}, {0}};
-    assert_int_equal(fhir_index_extract(reg, "Location", loc, &rows, &d), 0);
+    extract("Location", "loc-pitie-bloc", &rows);
     assert_true(has_row(&rows, "_id", SP_TOKEN, NULL, "loc-pitie-bloc"));
     assert_true(has_row(&rows, "commune-cog", SP_TOKEN,
                         "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM",
@@ -132,10 +138,8 @@ static void test_index_location(void **state)
 static void test_index_service(void **state)
 {
     (void)state;
-    json_t *hs = demo_resource("HealthcareService", "hs-pitie-rea");
     IndexRows rows;
-    index_rows_init(&rows);
-    assert_int_equal(fhir_index_extract(reg, "HealthcareService", hs, &rows, NULL), 0);
+    extract("HealthcareService", "hs-pitie-rea", &rows);
     assert_true(has_row(&rows, "organization", SP_REFERENCE, "Organization", "eg-pitie"));
     assert_true(has_row(&rows, "location", SP_REFERENCE, "Location", "loc-pitie-rea"));
     assert_true(has_row(&rows, "identifier", SP_TOKEN, NULL, "11/0000001"));
@@ -278,10 +282,8 @@ static void test_correlation_groups(void **state)
 {
     (void)state;
     /* index rows of the capacity parameters carry their capacity instance */
-    json_t *loc = demo_resource("Location", "loc-pitie-rea");
     IndexRows rows;
-    index_rows_init(&rows);
-    assert_int_equal(fhir_index_extract(reg, "Location", loc, &rows, NULL), 0);
+    extract("Location", "loc-pitie-rea", &rows);
     int max_grp = 0, status_rows = 0;
     for (size_t i = 0; i < rows.n; i++) {
         const IndexRow *r = &rows.rows[i];
