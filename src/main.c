@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "cli.h"
 #include "core/core.h"
 #include "events/events.h"
 #include "fhir/fhir.h"
@@ -16,9 +17,6 @@
 #include "json/json.h"
 #include "store/store.h"
 
-#ifndef ROR_DATA_DIR
-#define ROR_DATA_DIR "data"
-#endif
 #define ROR_VERSION "0.1.0"
 
 static void usage(FILE *f)
@@ -28,6 +26,7 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  serve     start the FHIR server\n"
+            "  import    import reference data or FHIR files (ror import --help)\n"
             "  version   print the version\n"
             "\n"
             "serve options:\n"
@@ -60,7 +59,7 @@ static void on_commit(void *ctx, const StoreChange *changes, size_t n)
     free(ec);
 }
 
-static int registry_load(const char *dir, FhirRegistry **out, Diag *d)
+int cli_registry_load(const char *dir, FhirRegistry **out, Diag *d)
 {
     FhirRegistry *reg = fhir_registry_new();
     char *core = xasprintf("%s/searchparams/core.json", dir);
@@ -198,7 +197,9 @@ static int cmd_serve(int argc, char **argv)
     Events *events = events_new();
     HttpServer *http = NULL;
     Api *api = NULL;
-    int rc = registry_load(spec, &reg, &d);
+    int rc = cli_data_dir_lock(data, &d);
+    if (rc == 0)
+        rc = cli_registry_load(spec, &reg, &d);
     if (rc == 0) {
         char *path = xasprintf("%s/ror.db", data);
         StoreOptions so = {
@@ -252,6 +253,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "import") == 0)
+        return cli_import(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0) {
         printf("ror %s\n", ROR_VERSION);
         return 0;

@@ -143,6 +143,21 @@ void arena_cleanup(Arena *a)
     a->head = NULL;
 }
 
+void arena_reset(Arena *a)
+{
+    struct ArenaBlock *b = a->head;
+    if (!b)
+        return;
+    struct ArenaBlock *rest = b->next;
+    while (rest) {
+        struct ArenaBlock *next = rest->next;
+        free(rest);
+        rest = next;
+    }
+    b->next = NULL;
+    b->used = 0;
+}
+
 void *arena_alloc(Arena *a, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
@@ -213,6 +228,14 @@ void buf_cleanup(Buf *b)
     free(b->p);
     b->p = NULL;
     b->len = b->alloc = 0;
+}
+
+void buf_reset(Buf *b)
+{
+    b->len = 0;
+    b->overflow = false;
+    if (b->p)
+        b->p[0] = 0;
 }
 
 int buf_add(Buf *b, const void *p, size_t n)

@@ -81,6 +81,9 @@ typedef struct Arena {
 
 void arena_init(Arena *a);
 void arena_cleanup(Arena *a);
+/** Forget everything allocated but keep the first block for reuse (no free/malloc traffic when
+ *  an arena serves one small job after another). */
+void arena_reset(Arena *a);
 void *arena_alloc(Arena *a, size_t n);
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
@@ -116,6 +119,8 @@ typedef struct Buf {
 
 void buf_init(Buf *b, size_t cap);
 void buf_cleanup(Buf *b);
+/** Empty the buffer, keeping its memory. */
+void buf_reset(Buf *b);
 /** Append; returns ERR_TOO_LARGE (and sets overflow) if it would exceed the cap. */
 int buf_add(Buf *b, const void *p, size_t n);
 int buf_adds(Buf *b, const char *s);

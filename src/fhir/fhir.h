@@ -125,6 +125,8 @@ typedef struct IndexRows {
 
 void index_rows_init(IndexRows *r);
 void index_rows_cleanup(IndexRows *r);
+/** Empty, keeping the memory (for reuse). */
+void index_rows_reset(IndexRows *r);
 /** Compute the index rows of `res` (of type `type`) from every SearchParameter of that type. */
 int fhir_index_extract(const FhirRegistry *reg, const char *type, json_t *res, IndexRows *out,
                        Diag *d);

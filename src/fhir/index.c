@@ -14,6 +14,12 @@ void index_rows_init(IndexRows *r)
     arena_init(&r->arena);
 }
 
+void index_rows_reset(IndexRows *r)
+{
+    r->n = 0;
+    arena_reset(&r->arena);
+}
+
 void index_rows_cleanup(IndexRows *r)
 {
     free(r->rows);

@@ -48,6 +48,7 @@ void store_close(Store *s);
 
 /** One version of a resource. Strings point into the Arena given to the call that filled it. */
 typedef struct StoredResource {
+    int64_t pk; /* internal row number (stable for the life of the resource) */
     const char *type;
     const char *id;
     int64_t version;
@@ -119,6 +120,10 @@ typedef struct StorePut {
     const char *text; /* the client's text, kept byte for byte (see json_resource_rewrite);
                          NULL: serialise `res` */
     size_t len;
+    json_t *meta;            /* with res == NULL: the resource's meta (tags, profiles) */
+    const IndexRows *rows;   /* precomputed index rows (with res == NULL and text set), from
+                                fhir_index_extract on the resource with its id; _lastUpdated
+                                rows are the store's */
     int64_t if_match;   /* > 0: the current version must be this one (ERR_PRECONDITION) */
     bool create_only;   /* ERR_CONFLICT if type/id exists (even deleted) */
     const char *author; /* who writes: recorded with the version */
@@ -131,6 +136,43 @@ int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out,
  *  is a no-op that returns its deleted version. */
 int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, int64_t if_match,
                      const char *author, StoredResource *out, Diag *d);
+
+/* ------------------------------------------------------------------ imports */
+
+#define STORE_HASH_LEN 16
+
+/** What an import feed last delivered for a resource. */
+typedef struct StoreFeedState {
+    int64_t pk;      /* 0: type/id does not exist */
+    bool deleted;    /* its current version is a deletion */
+    bool known;      /* a feed delivered it (the fields below are set) */
+    bool closed;     /* ... and later closed it (it disappeared from the feed) */
+    char feed[64];
+    uint8_t hash[STORE_HASH_LEN];
+} StoreFeedState;
+
+/** Look up type/id and its import state. */
+int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedState *out,
+                       Diag *d);
+/** Record that `feed` delivered resource `pk` with content `hash` (closed: it no longer does). */
+int store_txn_feed_set(StoreTxn *t, int64_t pk, const char *feed, const uint8_t *hash,
+                       bool closed, Diag *d);
+/** Call fn for every resource that `feed` delivered and has not closed. Stops at fn's first
+ *  non-zero result and returns it. fn must not write to the store (collect, then write). */
+int store_txn_feed_each(StoreTxn *t, const char *feed,
+                        int (*fn)(void *ctx, int64_t pk, const char *type, const char *id),
+                        void *ctx, Diag *d);
+/** The id of the live resource of `type` whose identifier is system|value: 1 and *id (in a)
+ *  when exactly one, 0 when none, ERR_MULTIPLE when several. */
+int store_txn_find_by_identifier(StoreTxn *t, Arena *a, const char *type, const char *system,
+                                 const char *value, const char **id, Diag *d);
+/** Bulk load: begin drops the secondary search indexes, end builds them again (by sorting,
+ *  much faster than row by row), both inside the transaction. Searches and lookups by
+ *  identifier are slow in between; reads by type/id are not affected. */
+int store_txn_bulk(StoreTxn *t, bool begin, Diag *d);
+/** Record an import run (audit): kind, feed, author, times (epoch ms), summary (JSON text). */
+int store_txn_import_run(StoreTxn *t, const char *kind, const char *feed, const char *author,
+                         int64_t started, int64_t finished, const char *summary, Diag *d);
 
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {

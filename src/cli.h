@@ -1,0 +1,20 @@
+/* cli — what the subcommands of `ror` share (main.c, cmd_import.c). */
+#ifndef ROR_CLI_H
+#define ROR_CLI_H
+
+#include "core/core.h"
+#include "fhir/fhir.h"
+
+#ifndef ROR_DATA_DIR
+#define ROR_DATA_DIR "data"
+#endif
+
+/** Load the search parameters from the spec data directory (searchparams/). */
+int cli_registry_load(const char *dir, FhirRegistry **out, Diag *d);
+/** Create the data directory if needed and take its exclusive lock (ror.lock): one process at
+ *  a time works on a store. ERR_CONFLICT when another holds it. The lock lives until exit. */
+int cli_data_dir_lock(const char *dir, Diag *d);
+/** `ror import ...` */
+int cli_import(int argc, char **argv);
+
+#endif

@@ -1,0 +1,1 @@
+#include "import/import_int.h"
