@@ -50,6 +50,7 @@ blackbox: build-asan
 bench: build
 	scripts/setup.sh bench
 	bench/run.sh
+	bench/import.sh
 
 fuzz:
 	scripts/setup.sh test

@@ -10,7 +10,7 @@ want=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlit
       libutf8proc-dev zlib1g-dev libproj-dev proj-data libsodium-dev)
 case "${1:-}" in
   test) want+=(libcmocka-dev nodejs npm clang libclang-rt-14-dev) ;;
-  bench) want+=(libcmocka-dev wrk nginx-light) ;;
+  bench) want+=(libcmocka-dev wrk nginx-light time) ;;
 esac
 missing=()
 for p in "${want[@]}"; do

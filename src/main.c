@@ -16,6 +16,7 @@
 #include "http/http.h"
 #include "json/json.h"
 #include "store/store.h"
+#include "terminology/terminology.h"
 
 #define ROR_VERSION "0.1.0"
 
@@ -140,6 +141,31 @@ static int seed_load(Store *store, const char *path, Diag *d)
     return rc;
 }
 
+/* The terminology follows committed CodeSystem/ValueSet changes (applied by its next query). */
+static void on_terminology_events(void *ctx, const EventChange *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        terminology_note_change(ctx, c[i].type, c[i].id);
+}
+
+/* Load the stored NOS terminology and the bindings table, then follow changes. */
+static int terminology_start(const char *spec, Store *store, const FhirRegistry *reg,
+                             Events *events, Terminology **out, Diag *d)
+{
+    char *bindings = xasprintf("%s/bindings.json", spec);
+    TerminologyOptions to = {.store = store, .reg = reg, .bindings_path = bindings};
+    int rc = terminology_open(&to, out, d);
+    free(bindings);
+    if (rc != 0)
+        return rc;
+    events_subscribe(events, on_terminology_events, *out);
+    size_t ncs, nvs, nconcepts;
+    terminology_counts(*out, &ncs, &nvs, &nconcepts);
+    log_info("terminology: %zu CodeSystem, %zu ValueSet, %zu concepts, %zu bindings", ncs, nvs,
+             nconcepts, terminology_binding_count(*out));
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     const char *data = "ror-data", *bind = "127.0.0.1", *seed = NULL;
@@ -197,6 +223,7 @@ static int cmd_serve(int argc, char **argv)
     Events *events = events_new();
     HttpServer *http = NULL;
     Api *api = NULL;
+    Terminology *term = NULL;
     int rc = cli_data_dir_lock(data, &d);
     if (rc == 0)
         rc = cli_registry_load(spec, &reg, &d);
@@ -212,9 +239,14 @@ static int cmd_serve(int argc, char **argv)
         if (seed)
             rc = seed_load(store, seed, &d);
     }
+    if (rc == 0)
+        rc = terminology_start(spec, store, reg, events, &term, &d);
     if (rc == 0) {
-        ApiOptions ao = {
-            .store = store, .reg = reg, .base_path = "/fhir", .software_version = ROR_VERSION};
+        ApiOptions ao = {.store = store,
+                         .reg = reg,
+                         .base_path = "/fhir",
+                         .software_version = ROR_VERSION,
+                         .term = term};
         api = api_new(&ao);
         http = http_server_new();
         api_routes(api, http);
@@ -240,6 +272,7 @@ static int cmd_serve(int argc, char **argv)
     http_stop(http);
     api_free(api);
     store_close(store);
+    terminology_free(term);
     events_free(events);
     fhir_registry_free(reg);
     return rc == 0 ? 0 : 1;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "json/json.h"
+#include "terminology/terminology.h"
 
 #define FHIR_JSON "application/fhir+json; charset=utf-8"
 #define HISTORY_MAX 1000
@@ -20,9 +21,21 @@ struct Api {
     char *base;
     char *capability;
     char *version;
+    Terminology *term;
 };
 
 char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
+/* terminology_api.c */
+void terminology_api_routes(HttpServer *s, Terminology *t, const char *base);
+
+/* Profile checks, then the codes of bound elements against the loaded NOS value sets. */
+static int resource_check(Api *a, const char *type, json_t *res, Diag *d)
+{
+    int rc = fhir_resource_check(type, res, d);
+    if (rc == 0 && a->term)
+        rc = terminology_check_resource(a->term, type, res, d);
+    return rc;
+}
 
 Api *api_new(const ApiOptions *o)
 {
@@ -31,6 +44,7 @@ Api *api_new(const ApiOptions *o)
     a->reg = o->reg;
     a->base = xstrdup(o->base_path ? o->base_path : "/fhir");
     a->version = xstrdup(o->software_version ? o->software_version : "0");
+    a->term = o->term;
     a->capability = capability_build(o->reg, a->version);
     return a;
 }
@@ -627,7 +641,7 @@ static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
             rc = diag_set(d, ERR_INVALID, "un patch ne peut pas modifier id ni resourceType");
     }
     if (rc == 0)
-        rc = fhir_resource_check(w->type, res, d);
+        rc = resource_check(w->api, w->type, res, d);
     if (rc == 0) {
         StorePut p = {.type = w->type,
                       .id = id,
@@ -729,7 +743,7 @@ static void h_create(HttpRequest *r, void *ctx)
     if (!t || !accept_or_respond(r) || !parse_body_or_respond(r, &res))
         return;
     Diag d = {{0}, {0}};
-    int rc = fhir_resource_check(t->name, res, &d);
+    int rc = resource_check(a, t->name, res, &d);
     SearchPlan *cond = NULL;
     const char *ine = http_header(r, "If-None-Exist");
     if (rc == 0 && ine)
@@ -756,7 +770,7 @@ static void h_update(HttpRequest *r, void *ctx)
     if (if_match < 0 || !parse_body_or_respond(r, &res))
         return;
     Diag d = {{0}, {0}};
-    int rc = fhir_resource_check(t->name, res, &d);
+    int rc = resource_check(a, t->name, res, &d);
     const char *bid = json_str(res, "id");
     if (rc == 0 && (!bid || strcmp(bid, r->params[1]) != 0)) {
         diag_expr(&d, "%s.id", t->name);
@@ -861,4 +875,6 @@ void api_routes(Api *a, HttpServer *s)
     ROUTE(HTTP_GET, "/{type}/{id}/_history", h_history);
     ROUTE(HTTP_GET, "/{type}/{id}/_history/{vid}", h_vread);
 #undef ROUTE
+    if (a->term)
+        terminology_api_routes(s, a->term, a->base);
 }

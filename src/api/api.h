@@ -21,6 +21,7 @@ typedef struct ApiOptions {
     const FhirRegistry *reg;
     const char *base_path; /* "/fhir" */
     const char *software_version;
+    struct Terminology *term; /* NULL: no terminology operations, no code checks on writes */
 } ApiOptions;
 
 Api *api_new(const ApiOptions *o);

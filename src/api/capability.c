@@ -23,6 +23,22 @@ static void add_interactions(json_t *res, unsigned bits)
     json_object_set_new(res, "interaction", arr);
 }
 
+/* Terminology operations (terminology_api.c). */
+static void add_operations(json_t *res, const char *type)
+{
+#define OPDEF "http://hl7.org/fhir/OperationDefinition/"
+    if (strcmp(type, "CodeSystem") == 0)
+        json_object_set_new(res, "operation",
+                            json_pack("[{ss ss} {ss ss}]", "name", "lookup", "definition",
+                                      OPDEF "CodeSystem-lookup", "name", "validate-code",
+                                      "definition", OPDEF "CodeSystem-validate-code"));
+    else if (strcmp(type, "ValueSet") == 0)
+        json_object_set_new(res, "operation",
+                            json_pack("[{ss ss}]", "name", "validate-code", "definition",
+                                      OPDEF "ValueSet-validate-code"));
+#undef OPDEF
+}
+
 /* What the server does beyond, or differently from, the bare FHIR rules: said in French, to
  * the people who read the CapabilityStatement. Keep it true when behaviour changes. */
 static const char rest_doc[] =
@@ -47,6 +63,10 @@ static const char rest_doc[] =
     "Mise à jour : If-Match (412 si la version diffère) ; un corps dont meta.versionId n'est pas "
     "la version actuelle est refusé (409). "
     "Une recherche trop coûteuse est interrompue (413 too-costly). "
+    "Terminologie : CodeSystem/$lookup, CodeSystem/$validate-code et ValueSet/$validate-code sur "
+    "les TRE/JDV de la NOS chargés (ror import nos) ; à l'écriture, les codes des éléments liés "
+    "par le guide à un JDV chargé (liaison required) doivent appartenir au JDV (sinon 400 "
+    "business-rule). "
     "Non pris en charge : _filter, _content, _text, near, _elements, XML.";
 
 char *capability_build(const FhirRegistry *reg, const char *version)
@@ -68,6 +88,7 @@ char *capability_build(const FhirRegistry *reg, const char *version)
         if (t->profile)
             json_object_set_new(res, "supportedProfile", json_pack("[s]", t->profile));
         add_interactions(res, t->interactions);
+        add_operations(res, t->name);
         json_object_set_new(res, "versioning", json_string("versioned-update"));
         json_object_set_new(res, "readHistory", json_true());
         json_object_set_new(res, "updateCreate", json_true());

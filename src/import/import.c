@@ -614,6 +614,7 @@ static int write_slot(Writer *w, Slot *sl, Diag *d)
                   .len = sl->body.len,
                   .meta = sl->meta,
                   .rows = &sl->rows,
+                  .current = &st,
                   .author = k->o->author};
     StoredResource out;
     arena_cleanup(&w->a);

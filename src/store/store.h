@@ -113,6 +113,20 @@ int store_txn_read(StoreTxn *t, Arena *a, const char *type, const char *id, Stor
 /** Search inside the transaction (for conditional create/update/patch). */
 int store_txn_search(StoreTxn *t, Arena *a, const SearchPlan *plan, StorePage *out, Diag *d);
 
+#define STORE_HASH_LEN 16
+
+/** What an import feed last delivered for a resource. */
+typedef struct StoreFeedState {
+    int64_t pk;      /* 0: type/id does not exist */
+    int64_t version; /* current version, and when it was written (epoch ms) */
+    int64_t last_updated;
+    bool deleted;    /* its current version is a deletion */
+    bool known;      /* a feed delivered it (the fields below are set) */
+    bool closed;     /* ... and later closed it (it disappeared from the feed) */
+    char feed[64];
+    uint8_t hash[STORE_HASH_LEN];
+} StoreFeedState;
+
 typedef struct StorePut {
     const char *type;
     const char *id;   /* NULL: a new server-assigned id (create) */
@@ -124,6 +138,8 @@ typedef struct StorePut {
     const IndexRows *rows;   /* precomputed index rows (with res == NULL and text set), from
                                 fhir_index_extract on the resource with its id; _lastUpdated
                                 rows are the store's */
+    const StoreFeedState *current; /* the state store_txn_feed_get gave for type/id in this
+                                      transaction, when the caller has it (saves a lookup) */
     int64_t if_match;   /* > 0: the current version must be this one (ERR_PRECONDITION) */
     bool create_only;   /* ERR_CONFLICT if type/id exists (even deleted) */
     const char *author; /* who writes: recorded with the version */
@@ -138,18 +154,6 @@ int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, in
                      const char *author, StoredResource *out, Diag *d);
 
 /* ------------------------------------------------------------------ imports */
-
-#define STORE_HASH_LEN 16
-
-/** What an import feed last delivered for a resource. */
-typedef struct StoreFeedState {
-    int64_t pk;      /* 0: type/id does not exist */
-    bool deleted;    /* its current version is a deletion */
-    bool known;      /* a feed delivered it (the fields below are set) */
-    bool closed;     /* ... and later closed it (it disappeared from the feed) */
-    char feed[64];
-    uint8_t hash[STORE_HASH_LEN];
-} StoreFeedState;
 
 /** Look up type/id and its import state. */
 int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedState *out,

@@ -996,7 +996,14 @@ int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out,
         id = idbuf;
     }
     Current cur = {0};
-    int exists = current_get(c, p->type, id, &cur, d);
+    int exists;
+    if (p->current) { /* the caller looked it up in this transaction */
+        exists = p->current->pk != 0;
+        cur = (Current){p->current->pk, p->current->version, p->current->deleted,
+                        p->current->last_updated};
+    } else {
+        exists = current_get(c, p->type, id, &cur, d);
+    }
     if (exists < 0)
         return exists;
     if (exists && p->create_only)
@@ -1148,7 +1155,8 @@ int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedS
                        Diag *d)
 {
     sqlite3_stmt *st = conn_stmt(t->conn,
-                                 "SELECT r.pk, r.deleted, s.feed, s.hash, s.closed FROM resource r "
+                                 "SELECT r.pk, r.deleted, s.feed, s.hash, s.closed, r.version, "
+                                 "r.last_updated FROM resource r "
                                  "LEFT JOIN import_state s ON s.res = r.pk "
                                  "WHERE r.type=?1 AND r.id=?2",
                                  d);
@@ -1161,6 +1169,8 @@ int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedS
     if (step == SQLITE_ROW) {
         out->pk = sqlite3_column_int64(st, 0);
         out->deleted = sqlite3_column_int(st, 1) != 0;
+        out->version = sqlite3_column_int64(st, 5);
+        out->last_updated = sqlite3_column_int64(st, 6);
         if (sqlite3_column_type(st, 2) != SQLITE_NULL &&
             sqlite3_column_bytes(st, 3) == STORE_HASH_LEN) {
             out->known = true;

@@ -1,0 +1,199 @@
+// `ror import` on the real national FINESS set (../shared/data/finess/fhir-20210108, 9 archives,
+// 89,992 establishments): counts, spot checks, idempotence, an incremental extract. The expected
+// values come from reading the archives here (node's zlib + a tar reader), not from the server.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { ROR_BIN, SHARED_DIR, SOURCE_DIR, client, freshDir, raw, startServer } from './lib/ror.mjs';
+
+const NATIONAL = join(SHARED_DIR, 'data/finess/fhir-20210108');
+const ARCHIVES = readdirSync(NATIONAL).filter((f) => f.endsWith('.tar.gz')).sort().map((f) => join(NATIONAL, f));
+const FINESS_ET = 'urn:oid:1.2.250.1.71.4.2.2';
+
+/** Members of a tar archive: [{ name, data }]. */
+function untar(buf) {
+  const out = [];
+  for (let at = 0; at + 512 <= buf.length;) {
+    const h = buf.subarray(at, at + 512);
+    if (h.every((b) => b === 0)) break;
+    const name = h.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
+    const size = parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
+    const type = String.fromCharCode(h[156]);
+    if (type === '0' || h[156] === 0) out.push({ name, data: buf.subarray(at + 512, at + 512 + size) });
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+/** Every NDJSON line of an archive, parsed: [{ line, res }]. */
+function archiveLines(path) {
+  const lines = [];
+  for (const m of untar(gunzipSync(readFileSync(path)))) {
+    for (const l of m.data.toString('utf8').split('\n')) if (l.trim()) lines.push({ line: l, res: JSON.parse(l) });
+  }
+  return lines;
+}
+
+function runImport(dataDir, args) {
+  const r = spawnSync(ROR_BIN, ['import', ...args, '--data', dataDir, '--json', '--quiet'], {
+    encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, ROR_DATA_DIR: join(SOURCE_DIR, 'data') },
+  });
+  let summary = null;
+  try { summary = JSON.parse(r.stdout.trim().split('\n').pop()); } catch { /* reported below */ }
+  return { status: r.status, summary, stderr: r.stderr };
+}
+
+async function withServer(dataDir, fn) {
+  const srv = await startServer({ dataDir, timeoutMs: 120000 });
+  try { return await fn(srv.base, client(srv.base)); } finally { await srv.stop({ removeDir: false }); }
+}
+
+async function total(base, query) {
+  const r = await raw(base, `${query}${query.includes('?') ? '&' : '?'}_summary=count`);
+  assert.equal(r.status, 200, r.text);
+  return r.json.total;
+}
+
+let dir;
+let all; // every line of the 9 archives
+const byType = {};
+
+before(() => {
+  dir = freshDir('ror-bb-import-');
+  all = ARCHIVES.flatMap((a) => archiveLines(a));
+  for (const { res } of all) byType[res.resourceType] = (byType[res.resourceType] || 0) + 1;
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A dozen establishments spread over the whole set, and their Location. */
+function spotChecks() {
+  const orgs = all.filter(({ res }) => res.resourceType === 'Organization');
+  const picks = [];
+  for (let i = 0; i < 12; i++) picks.push(orgs[Math.floor((i * (orgs.length - 1)) / 11)].res);
+  return picks.map((org) => ({
+    org,
+    loc: all.find(({ res }) => res.resourceType === 'Location' && res.managingOrganization?.reference === `Organization/${org.id}`)?.res,
+  }));
+}
+
+test('the national set: every resource imported, counts equal what the archives hold', async () => {
+  assert.equal(ARCHIVES.length, 9);
+  assert.equal(byType.Organization, 89992, 'SOURCE.md says 89,992 establishments');
+  const r = runImport(dir, ['ndjson', ...ARCHIVES]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.summary.read, all.length);
+  assert.equal(r.summary.created, all.length);
+  assert.equal(r.summary.rejected, 0);
+  await withServer(dir, async (base) => {
+    assert.equal(await total(base, 'Organization'), byType.Organization);
+    assert.equal(await total(base, 'Location'), byType.Location);
+    assert.equal(await total(base, `Organization?_tag=urn:ror:import-feed|ndjson`), byType.Organization);
+  });
+});
+
+test('a dozen real establishments read back as the archives hold them, and can be searched', async () => {
+  await withServer(dir, async (base, fkc) => {
+    for (const { org, loc } of spotChecks()) {
+      const got = await fkc.read({ resourceType: 'Organization', id: org.id });
+      assert.equal(got.name, org.name);
+      assert.deepEqual(got.address, org.address);
+      assert.deepEqual(got.identifier, org.identifier);
+      assert.equal(got.meta.versionId, '1');
+      const finess = org.identifier.find((i) => i.system === FINESS_ET).value;
+      const found = await fkc.search({ resourceType: 'Organization', searchParams: { identifier: `${FINESS_ET}|${finess}` } });
+      assert.deepEqual(found.entry.map((e) => e.resource.id), [org.id]);
+      if (!loc) continue;
+      const l = await fkc.read({ resourceType: 'Location', id: loc.id });
+      assert.equal(l.position.latitude, loc.position.latitude);
+      assert.equal(l.position.longitude, loc.position.longitude);
+      const city = org.address[0].city;
+      const byCity = await fkc.search({ resourceType: 'Organization', searchParams: { 'address-city': city, name: org.name, _count: 50 } });
+      assert.ok(byCity.entry.some((e) => e.resource.id === org.id), `${org.name} found by commune ${city}`);
+    }
+  });
+});
+
+test('importing the same files again changes nothing', () => {
+  const r = runImport(dir, ['ndjson', ...ARCHIVES]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.summary.unchanged, all.length);
+  assert.equal(r.summary.created + r.summary.updated + r.summary.closed, 0);
+});
+
+test('a newer extract: exactly the changed rows get new versions, what disappeared is closed', async () => {
+  const first = archiveLines(ARCHIVES[0]);
+  const orgs = first.filter(({ res }) => res.resourceType === 'Organization');
+  const renamed = [orgs[10].res.id, orgs[500].res.id, orgs[4000].res.id];
+  const goneOrg = orgs[77].res.id;
+  const goneLoc = first.find(({ res }) => res.resourceType === 'Location' && res.id !== undefined
+    && res.managingOrganization?.reference === `Organization/${orgs[900].res.id}`).res.id;
+  const lines = [];
+  for (const { line, res } of first) {
+    if (res.id === goneOrg && res.resourceType === 'Organization') continue;
+    if (res.id === goneLoc && res.resourceType === 'Location') continue;
+    if (res.resourceType === 'Organization' && renamed.includes(res.id)) lines.push(JSON.stringify({ ...res, name: `${res.name} (NOUVEAU NOM)` }));
+    else lines.push(line);
+  }
+  const modified = join(dir, 'etab0-10000-modified.ndjson.gz');
+  writeFileSync(modified, gzipSync(lines.join('\n') + '\n'));
+  const r = runImport(dir, ['ndjson', modified, ...ARCHIVES.slice(1)]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.summary.updated, 3);
+  assert.equal(r.summary.closed, 2);
+  assert.equal(r.summary.created, 0);
+  assert.equal(r.summary.unchanged, all.length - 5);
+  await withServer(dir, async (base, fkc) => {
+    for (const id of renamed) {
+      const o = await fkc.read({ resourceType: 'Organization', id });
+      assert.equal(o.meta.versionId, '2');
+      assert.match(o.name, /\(NOUVEAU NOM\)$/);
+      const v1 = await fkc.vread({ resourceType: 'Organization', id, version: '1' });
+      assert.doesNotMatch(v1.name, /NOUVEAU/);
+    }
+    const o = await fkc.read({ resourceType: 'Organization', id: goneOrg });
+    assert.equal(o.active, false);
+    assert.equal(o.meta.versionId, '2');
+    const l = await fkc.read({ resourceType: 'Location', id: goneLoc });
+    assert.equal(l.status, 'inactive');
+    const hist = await fkc.history({ resourceType: 'Location', id: goneLoc });
+    assert.equal(hist.entry.length, 2, 'history kept');
+    assert.equal(await total(base, 'Organization?active=false'), 1);
+  });
+});
+
+test('a second import is refused while a server runs on the same store', async () => {
+  const srv = await startServer({ dataDir: dir, timeoutMs: 120000 });
+  try {
+    const r = runImport(dir, ['ndjson', ARCHIVES[0]]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /déjà utilisé/);
+  } finally { await srv.stop({ removeDir: false }); }
+});
+
+test('an import killed while it writes leaves the store as it was', async () => {
+  const before = await withServer(dir, async (base) => [await total(base, 'Organization'), await total(base, 'Organization?active=false')]);
+  const proc = spawn(ROR_BIN, ['import', 'ndjson', '--data', dir, '--quiet', '--feed', 'killed', ...ARCHIVES], {
+    stdio: 'ignore', env: { ...process.env, ROR_DATA_DIR: join(SOURCE_DIR, 'data') },
+  });
+  const exited = new Promise((res) => proc.on('exit', (code, signal) => res({ code, signal })));
+  // kill it once it is writing: the WAL holds at least 8 MiB of its uncommitted transaction
+  const wal = join(dir, 'ror.db-wal');
+  let done = false;
+  exited.then(() => { done = true; });
+  while (!done && !(existsSync(wal) && statSync(wal).size > (8 << 20))) await new Promise((r) => setTimeout(r, 10)); // polling, not timing
+  assert.equal(done, false, 'the import ended before it could be killed');
+  proc.kill('SIGKILL');
+  assert.equal((await exited).signal, 'SIGKILL');
+  await withServer(dir, async (base) => {
+    assert.equal(await total(base, 'Organization'), before[0]);
+    assert.equal(await total(base, 'Organization?active=false'), before[1], 'nothing closed');
+    assert.equal(await total(base, 'Organization?_tag=urn:ror:import-feed|killed'), 0);
+  });
+  // and the next import runs normally
+  const r = runImport(dir, ['ndjson', '--no-close', ARCHIVES[1]]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.summary.created, 0);
+});
