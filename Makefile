@@ -33,6 +33,7 @@ build-tsan:
 # run of every fuzz target, and last the unit tests on the release build.
 test: build build-asan build-tsan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ROR_IMPORT_BIN=$(abspath $(BUILD)/release/src/ror) \
 	  ctest --test-dir $(BUILD)/asan --output-on-failure -j2
 	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD)/tsan --output-on-failure -L unit -j2
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(FUZZ_SECONDS),10)
@@ -44,8 +45,9 @@ unit: build-asan
 tsan: build-tsan
 	TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(BUILD)/tsan --output-on-failure -j2
 
-blackbox: build-asan
-	ctest --test-dir $(BUILD)/asan --output-on-failure -L blackbox
+blackbox: build build-asan
+	ROR_IMPORT_BIN=$(abspath $(BUILD)/release/src/ror) \
+	  ctest --test-dir $(BUILD)/asan --output-on-failure -L blackbox
 
 bench: build
 	scripts/setup.sh bench
@@ -55,7 +57,7 @@ bench: build
 fuzz:
 	scripts/setup.sh test
 	CC=clang cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DROR_FUZZ=ON >/dev/null
-	cmake --build $(BUILD)/fuzz -j$(JOBS) --target fuzz_json fuzz_search fuzz_fhirpath
+	cmake --build $(BUILD)/fuzz -j$(JOBS) --target fuzz_json fuzz_search fuzz_fhirpath fuzz_finess fuzz_rpps
 	tests/fuzz/run.sh $(BUILD)/fuzz $(or $(FUZZ_SECONDS),60)
 
 format:

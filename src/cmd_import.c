@@ -44,6 +44,8 @@ static void usage(FILE *f)
             "  --feed NAME    feed this import replaces (what it no longer holds is closed);\n"
             "                 default: the kind's name\n"
             "  --no-close     partial extract: close nothing\n"
+            "  --max-close PCT  fail rather than close more than PCT %% of the feed (and more\n"
+            "                 than 100 resources); default 10, 100 = no limit\n"
             "  --strict       the first rejected record aborts the import (nothing written)\n"
             "  --dry-run      check and count everything, write nothing\n"
             "  --author NAME  recorded with every version written; default import:$USER\n"
@@ -137,12 +139,19 @@ int cli_import(int argc, char **argv)
     ImportOptions o = {.progress = isatty(2)};
     bool json = false;
     static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},   {"feed", required_argument, NULL, 'f'},
-        {"no-close", no_argument, NULL, 'n'},     {"strict", no_argument, NULL, 's'},
-        {"dry-run", no_argument, NULL, 'r'},      {"author", required_argument, NULL, 'a'},
-        {"threads", required_argument, NULL, 't'}, {"spec", required_argument, NULL, 'S'},
-        {"json", no_argument, NULL, 'j'},         {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"data", required_argument, NULL, 'd'},
+        {"feed", required_argument, NULL, 'f'},
+        {"no-close", no_argument, NULL, 'n'},
+        {"strict", no_argument, NULL, 's'},
+        {"dry-run", no_argument, NULL, 'r'},
+        {"author", required_argument, NULL, 'a'},
+        {"threads", required_argument, NULL, 't'},
+        {"spec", required_argument, NULL, 'S'},
+        {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"max-close", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     optind = 2;
@@ -158,6 +167,13 @@ int cli_import(int argc, char **argv)
         case 'S': spec = optarg; break;
         case 'j': json = true; break;
         case 'q': o.progress = false; break;
+        case 'm':
+            o.max_close_pct = atoi(optarg);
+            if (o.max_close_pct < 1 || o.max_close_pct > 100) {
+                fprintf(stderr, "ror import: --max-close attend un pourcentage de 1 à 100\n");
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -195,10 +211,19 @@ int cli_import(int argc, char **argv)
         rc = store_open(&so, &store, &d);
         free(path);
     }
+    Terminology *term = NULL;
+    if (rc == 0) { /* codes are checked as on the API (once the NOS are in the store) */
+        char *bindings = xasprintf("%s/bindings.json", spec);
+        TerminologyOptions to = {.store = store, .reg = reg, .bindings_path = bindings};
+        rc = terminology_open(&to, &term, &d);
+        free(bindings);
+        o.term = term;
+    }
     ImportSummary sum = {0};
     if (rc == 0)
         rc = import_run(store, reg, kind, (const char *const *)files.v, files.n, &o, &sum, &d);
     store_close(store);
+    terminology_free(term);
     fhir_registry_free(reg);
     for (size_t i = 0; i < files.n; i++)
         free(files.v[i]);

@@ -33,18 +33,18 @@ enum { SLOT_RAW, SLOT_READY };
  * doubled the time per record). Only rare things (reject messages) are allocated per record. */
 typedef struct Slot {
     int state;
-    json_t *res;       /* RAW: the mapped resource, or NULL with text */
-    Buf text;          /* RAW: JSON text (an NDJSON line); kept as the body when set */
-    char where[320];   /* "file:line" for messages */
+    json_t *res;     /* RAW: the mapped resource, or NULL with text */
+    Buf text;        /* RAW: JSON text (an NDJSON line); kept as the body when set */
+    char where[320]; /* "file:line" for messages */
     /* READY */
-    char *reject;      /* non-NULL: rejected, with this reason */
-    const char *type;  /* static (fhir type table) */
+    char *reject;     /* non-NULL: rejected, with this reason */
+    const char *type; /* static (fhir type table) */
     char id[72];
-    Buf body;          /* serialised resource (when it came as a parsed value) */
-    json_t *meta;      /* its meta, as stored (feed tag added, version/lastUpdated removed) */
+    Buf body;     /* serialised resource (when it came as a parsed value) */
+    json_t *meta; /* its meta, as stored (feed tag added, version/lastUpdated removed) */
     IndexRows rows;
     uint8_t hash[STORE_HASH_LEN];
-    json_t *pending;   /* references by identifier to resolve in the writer: the resource */
+    json_t *pending; /* references by identifier to resolve in the writer: the resource */
 } Slot;
 
 typedef enum SinkMode { SINK_COLLECT, SINK_STORE } SinkMode;
@@ -67,10 +67,10 @@ struct ImportSink {
     pthread_mutex_t mu;
     pthread_cond_t space, work, ready, finished;
     Slot *ring;
-    uint64_t head, prep, tail; /* published to workers, next to prepare, next to write */
+    uint64_t head, prep, tail;  /* published to workers, next to prepare, next to write */
     uint64_t filled, tail_seen; /* parser thread only: slots filled, last tail it read */
     bool input_done;
-    atomic_bool stop;  /* abort: strict reject, fatal error */
+    atomic_bool stop; /* abort: strict reject, fatal error */
     bool writer_done;
     int writer_rc;
     Diag writer_diag;
@@ -100,9 +100,18 @@ ImportSink *import_collector_new(bool strict)
     return k;
 }
 
-json_t *import_collector_resources(ImportSink *k) { return k->resources; }
-json_t *import_collector_rejects(ImportSink *k) { return k->rejects; }
-json_t *import_collector_warnings(ImportSink *k) { return k->warnings; }
+json_t *import_collector_resources(ImportSink *k)
+{
+    return k->resources;
+}
+json_t *import_collector_rejects(ImportSink *k)
+{
+    return k->rejects;
+}
+json_t *import_collector_warnings(ImportSink *k)
+{
+    return k->warnings;
+}
 
 void import_collector_free(ImportSink *k)
 {
@@ -114,11 +123,22 @@ void import_collector_free(ImportSink *k)
     free(k);
 }
 
-
-static char *where_vfmt(const char *file, long line, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static char *where_vfmt(const char *file, long line,
+                                                              const char *fmt, va_list ap)
 {
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    char raw[1024];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    /* a reason may quote raw input, or be cut inside a character: always valid UTF-8 out */
+    char msg[3 * sizeof raw];
+    if (text_is_utf8(raw, strlen(raw))) {
+        snprintf(msg, sizeof msg, "%s", raw);
+    } else {
+        Buf b;
+        buf_init(&b, sizeof msg - 1);
+        text_latin1_to_utf8(raw, strlen(raw), &b);
+        snprintf(msg, sizeof msg, "%s", b.p ? b.p : "");
+        buf_cleanup(&b);
+    }
     return line > 0 ? xasprintf("%s:%ld: %s", file, line, msg) : xasprintf("%s: %s", file, msg);
 }
 
@@ -304,9 +324,12 @@ static void progress_draw(ImportSink *k, bool final)
 static const char *ref_target(const char *key)
 {
     static const char *const map[][2] = {
-        {"organization", "Organization"}, {"managingOrganization", "Organization"},
-        {"partOf", "Organization"},       {"providedBy", "Organization"},
-        {"practitioner", "Practitioner"}, {"location", "Location"},
+        {"organization", "Organization"},
+        {"managingOrganization", "Organization"},
+        {"partOf", "Organization"},
+        {"providedBy", "Organization"},
+        {"practitioner", "Practitioner"},
+        {"location", "Location"},
         {"healthcareService", "HealthcareService"},
     };
     for (size_t i = 0; key && i < sizeof map / sizeof map[0]; i++)
@@ -389,8 +412,8 @@ static void prepare(ImportSink *k, Slot *sl)
     const char *rt = json_string_value(json_object_get(res, "resourceType"));
     const FhirType *ft = rt ? fhir_type_find(rt, strlen(rt)) : NULL;
     if (!ft) {
-        sl->reject = xasprintf("%s: type de ressource absent ou non pris en charge (%s)",
-                               sl->where, rt ? rt : "resourceType manquant");
+        sl->reject = xasprintf("%s: type de ressource absent ou non pris en charge (%s)", sl->where,
+                               rt ? rt : "resourceType manquant");
         goto out;
     }
     sl->type = ft->name;
@@ -401,8 +424,11 @@ static void prepare(ImportSink *k, Slot *sl)
         goto out;
     }
     snprintf(sl->id, sizeof sl->id, "%s", id);
-    if (fhir_resource_check(sl->type, res, &d) != 0) {
-        sl->reject = xasprintf("%s: %s/%s : %s", sl->where, sl->type, id, d.msg);
+    if (fhir_resource_check(sl->type, res, &d) != 0 ||
+        (k->o->term && terminology_check_resource(k->o->term, sl->type, res, &d) != 0)) {
+        sl->reject = d.expr[0]
+                         ? xasprintf("%s: %s/%s : %s (%s)", sl->where, sl->type, id, d.msg, d.expr)
+                         : xasprintf("%s: %s/%s : %s", sl->where, sl->type, id, d.msg);
         goto out;
     }
     /* server-owned meta goes; the feed tag comes */
@@ -430,8 +456,8 @@ static void prepare(ImportSink *k, Slot *sl)
         }
     }
     if (!tagged)
-        json_array_append_new(tags, json_pack("{s:s,s:s}", "system", IMPORT_FEED_SYSTEM, "code",
-                                              k->feed));
+        json_array_append_new(
+            tags, json_pack("{s:s,s:s}", "system", IMPORT_FEED_SYSTEM, "code", k->feed));
     if (has_identifier_refs(res, NULL)) {
         sl->pending = res; /* the writer resolves, then finishes */
         return;
@@ -536,9 +562,73 @@ typedef struct Writer {
     struct {
         int64_t pk;
         char *type, *id;
-    } *gone;
+    } * gone;
     size_t ngone, capgone;
 } Writer;
+
+/* The forms a structure identifier takes in the data we import. The guide writes FINESS as
+ * https://finess.esante.gouv.fr|X and SIRET as https://sirene.fr|X, and the national structure
+ * id as urn:oid:1.2.250.1.71.4.2.2|<prefix>X ("1" + FINESS, "3" + SIRET); the 2021 FINESS
+ * FHIR extract (and many older systems) put the bare FINESS number under that OID and SIRET
+ * under http://sirene.fr. A reference given in one form finds a resource carrying another. */
+typedef struct IdClass {
+    const char *system; /* the guide's system for the bare number */
+    const char *legacy; /* another system seen with the bare number, or NULL */
+    char natprefix;     /* prefix of the number in the national structure id */
+    size_t len;         /* digits of the bare number */
+} IdClass;
+
+#define IDNATST_SYSTEM "urn:oid:1.2.250.1.71.4.2.2"
+
+static const IdClass id_classes[] = {
+    {"https://finess.esante.gouv.fr", IDNATST_SYSTEM, '1', 9},
+    {"https://sirene.fr", "http://sirene.fr", '3', 14},
+};
+
+static int identifier_forms(const char *system, const char *value, char forms[3][2][64])
+{
+    if (!system)
+        return 0;
+    size_t len = strlen(value);
+    for (size_t c = 0; c < sizeof id_classes / sizeof id_classes[0]; c++) {
+        const IdClass *k = &id_classes[c];
+        const char *bare = NULL;
+        if (len == k->len &&
+            (strcmp(system, k->system) == 0 || (k->legacy && strcmp(system, k->legacy) == 0)))
+            bare = value;
+        else if (strcmp(system, IDNATST_SYSTEM) == 0 && len == k->len + 1 &&
+                 value[0] == k->natprefix)
+            bare = value + 1;
+        if (!bare)
+            continue;
+        int n = 0;
+        snprintf(forms[n][0], sizeof forms[n][0], "%s", k->system);
+        snprintf(forms[n++][1], sizeof forms[0][1], "%s", bare);
+        snprintf(forms[n][0], sizeof forms[n][0], "%s", IDNATST_SYSTEM);
+        snprintf(forms[n++][1], sizeof forms[0][1], "%c%s", k->natprefix, bare);
+        if (k->legacy) {
+            snprintf(forms[n][0], sizeof forms[n][0], "%s", k->legacy);
+            snprintf(forms[n++][1], sizeof forms[0][1], "%s", bare);
+        }
+        return n;
+    }
+    return 0;
+}
+
+/* The id of the `type` resource carrying system|value (or an equivalent form): 1, 0, < 0. */
+static int find_target(Writer *w, const char *type, const char *system, const char *value,
+                       const char **id, Diag *d)
+{
+    int n = store_txn_find_by_identifier(w->t, &w->a, type, system, value, id, d);
+    if (n != 0)
+        return n;
+    char forms[3][2][64];
+    int nf = identifier_forms(system, value, forms);
+    for (int i = 0; i < nf && n == 0; i++)
+        if (strcmp(forms[i][0], system) != 0 || strcmp(forms[i][1], value) != 0)
+            n = store_txn_find_by_identifier(w->t, &w->a, type, forms[i][0], forms[i][1], id, d);
+    return n;
+}
 
 /* Resolve References given by identifier to the resource that carries that identifier. */
 static int resolve_refs(Writer *w, json_t *v, const char *key, Diag *d)
@@ -548,9 +638,8 @@ static int resolve_refs(Writer *w, json_t *v, const char *key, Diag *d)
         if (is_identifier_ref(v, key, &tt)) {
             json_t *ident = json_object_get(v, "identifier");
             const char *id = NULL;
-            int n = store_txn_find_by_identifier(
-                w->t, &w->a, tt, json_string_value(json_object_get(ident, "system")),
-                json_string_value(json_object_get(ident, "value")), &id, d);
+            int n = find_target(w, tt, json_string_value(json_object_get(ident, "system")),
+                                json_string_value(json_object_get(ident, "value")), &id, d);
             if (n < 0 && n != ERR_MULTIPLE)
                 return n;
             if (n == 1) {
@@ -652,12 +741,12 @@ static int collect_gone(void *ctx, int64_t pk, const char *type, const char *id)
  * without such an element are deleted (a new version marked deleted: history stays). */
 static bool close_element(const char *type, const char **key, json_t **value)
 {
-    static const char *const active[] = {"Organization", "HealthcareService", "Practitioner",
-                                         "PractitionerRole", "Endpoint", "Patient",
-                                         "RelatedPerson", "Group"};
-    static const char *const retired[] = {"CodeSystem", "ValueSet", "ConceptMap",
-                                          "StructureDefinition", "SearchParameter",
-                                          "Questionnaire", "NamingSystem"};
+    static const char *const active[] = {
+        "Organization", "HealthcareService", "Practitioner",  "PractitionerRole",
+        "Endpoint",     "Patient",           "RelatedPerson", "Group"};
+    static const char *const retired[] = {"CodeSystem",          "ValueSet",        "ConceptMap",
+                                          "StructureDefinition", "SearchParameter", "Questionnaire",
+                                          "NamingSystem"};
     for (size_t i = 0; i < sizeof active / sizeof active[0]; i++)
         if (strcmp(type, active[i]) == 0) {
             *key = "active", *value = json_false();
@@ -717,8 +806,8 @@ static int import_txn(StoreTxn *t, void *ctx, Diag *d)
     int rc = getenv("ROR_BULK") ? store_txn_bulk(t, true, d) : 0;
     for (;;) {
         pthread_mutex_lock(&k->mu);
-        while (!k->stop && (k->tail == k->head ? !k->input_done
-                                               : k->ring[k->tail % RING].state != SLOT_READY))
+        while (!k->stop &&
+               (k->tail == k->head ? !k->input_done : k->ring[k->tail % RING].state != SLOT_READY))
             pthread_cond_wait(&k->ready, &k->mu);
         bool end = k->stop || (k->tail == k->head && k->input_done);
         uint64_t first = k->tail, n = 0;
@@ -742,13 +831,23 @@ static int import_txn(StoreTxn *t, void *ctx, Diag *d)
             break;
     }
     if (rc == 0 && k->stop)
-        rc = k->rejected > 0 ? diag_set(d, ERR_INVALID, "import interrompu : enregistrement "
-                                                         "rejeté en mode strict")
+        rc = k->rejected > 0 ? diag_set(d, ERR_INVALID,
+                                        "import interrompu : enregistrement "
+                                        "rejeté en mode strict")
                              : diag_set(d, ERR_INVALID, "import interrompu");
     if (rc == 0 && getenv("ROR_BULK"))
         rc = store_txn_bulk(t, false, d);
     if (rc == 0 && !k->o->no_close) {
         rc = store_txn_feed_each(t, k->feed, collect_gone, &w, d);
+        int pct = k->o->max_close_pct > 0 ? k->o->max_close_pct : 10;
+        size_t owned = w.ngone + w.seen.n;
+        if (rc == 0 && pct < 100 && w.ngone > 100 && w.ngone * 100 > owned * (size_t)pct)
+            rc = diag_set(d, ERR_BUSINESS,
+                          "cet import fermerait %zu des %zu ressources du flux « %s » (plus de "
+                          "%d %%) : extraction tronquée ou partielle ? Rien n'a été écrit. "
+                          "Utilisez --no-close pour une extraction partielle, ou --max-close "
+                          "pour accepter",
+                          w.ngone, owned, k->feed, pct);
         for (size_t i = 0; rc == 0 && i < w.ngone; i++)
             rc = close_one(&w, w.gone[i].pk, w.gone[i].type, w.gone[i].id, d);
     }
@@ -758,14 +857,14 @@ static int import_txn(StoreTxn *t, void *ctx, Diag *d)
     free(w.seen.v);
     arena_cleanup(&w.a);
     if (rc == 0) {
-        char *summary = xasprintf(
-            "{\"read\":%lld,\"created\":%lld,\"updated\":%lld,\"unchanged\":%lld,"
-            "\"closed\":%lld,\"rejected\":%lld,\"warnings\":%lld}",
-            (long long)k->emitted, (long long)k->sum.created, (long long)k->sum.updated,
-            (long long)k->sum.unchanged, (long long)k->sum.closed, (long long)k->rejected,
-            (long long)k->warned);
-        rc = store_txn_import_run(t, k->kind->name, k->feed, k->o->author,
-                                  k->t0 / 1000000, time_now_ms(), summary, d);
+        char *summary =
+            xasprintf("{\"read\":%lld,\"created\":%lld,\"updated\":%lld,\"unchanged\":%lld,"
+                      "\"closed\":%lld,\"rejected\":%lld,\"warnings\":%lld}",
+                      (long long)k->emitted, (long long)k->sum.created, (long long)k->sum.updated,
+                      (long long)k->sum.unchanged, (long long)k->sum.closed, (long long)k->rejected,
+                      (long long)k->warned);
+        rc = store_txn_import_run(t, k->kind->name, k->feed, k->o->author, k->t0 / 1000000,
+                                  time_now_ms(), summary, d);
         free(summary);
     }
     if (rc == 0 && k->o->dry_run) { /* everything done: now undo it */
@@ -889,7 +988,7 @@ int import_run(Store *s, const FhirRegistry *reg, const ImportKind *kind, const 
     sum->rejected = k->rejected;
     sum->warnings = k->warned;
     sum->seconds = (double)(time_mono_ns() - k->t0) / 1e9;
-    if (rc != 0 || k->dry_rollback) /* nothing was written */
+    if (rc != 0) /* nothing was written (a dry run reports what it would have done) */
         sum->created = sum->updated = sum->closed = 0;
     free(k->workers);
     free(k->ring);
@@ -914,11 +1013,11 @@ static const ImportKind kinds[] = {
      import_parse_ndjson, NULL},
     {"finess", "finess", "extraction etalab FINESS (cs1100507, cs1100502, cs1100501), CSV ';'",
      import_parse_finess, NULL},
-    {"rpps", "rpps", "extraction RPPS PS_LibreAcces_Personne_activite, CSV '|'",
-     import_parse_rpps, NULL},
+    {"rpps", "rpps", "extraction RPPS PS_LibreAcces_Personne_activite, CSV '|'", import_parse_rpps,
+     NULL},
     {"communes", "communes",
-     "communes INSEE (COG, decoupage-administratif) + centres géo.api + base La Poste",
-     NULL, import_parse_communes},
+     "communes INSEE (COG, decoupage-administratif) + centres géo.api + base La Poste", NULL,
+     import_parse_communes},
 };
 
 const ImportKind *import_kind_find(const char *name)

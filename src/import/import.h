@@ -29,6 +29,7 @@
 #include "core/core.h"
 #include "fhir/fhir.h"
 #include "store/store.h"
+#include "terminology/terminology.h"
 
 #define IMPORT_FEED_SYSTEM "urn:ror:import-feed"
 
@@ -76,9 +77,14 @@ typedef struct ImportOptions {
     const char *author; /* recorded with every version written */
     bool strict;        /* the first rejected record aborts the import (nothing is written) */
     bool no_close;      /* partial extract: do not close what the files do not hold */
+    int max_close_pct;  /* a run that would close more than this share of its feed (and more
+                           than 100 resources) fails instead: a truncated extract must not
+                           close half a region. 0: 10 %; 100: no limit */
     bool dry_run;       /* do everything, then roll back */
     bool progress;      /* draw a progress bar on stderr (a terminal) */
     int threads;        /* workers that parse/validate/index (0: number of CPUs) */
+    Terminology *term;  /* codes checked against the guide's bindings, as API writes are
+                           (NULL: no check; a check needs the NOS imported) */
     /* Each rejected record (reject = true) or warning, as "file:line: reason". NULL: printed
      * on stderr (the first 10,000). Called from any of the import's threads, one at a time. */
     void (*on_problem)(void *ctx, bool reject, const char *msg);
@@ -108,10 +114,10 @@ void import_collector_free(ImportSink *k);
 
 /* ------------------------------------------------------------------ parsers */
 
-int import_parse_ndjson(ImportSink *k, const char *path, Diag *d);   /* ndjson.c: NDJSON,
-                                       Bundle or single resource; .gz; .tar/.tar.gz of them */
-int import_parse_finess(ImportSink *k, const char *path, Diag *d);   /* finess.c */
-int import_parse_rpps(ImportSink *k, const char *path, Diag *d);     /* rpps.c */
+int import_parse_ndjson(ImportSink *k, const char *path, Diag *d); /* ndjson.c: NDJSON,
+                                     Bundle or single resource; .gz; .tar/.tar.gz of them */
+int import_parse_finess(ImportSink *k, const char *path, Diag *d); /* finess.c */
+int import_parse_rpps(ImportSink *k, const char *path, Diag *d);   /* rpps.c */
 int import_parse_communes(ImportSink *k, const char *const *paths, size_t n,
                           Diag *d); /* communes.c */
 

@@ -16,7 +16,7 @@
 #include "import/import_int.h"
 #include "json/json.h"
 
-#define DOC_MAX (1024u << 20)   /* a JSON document or tar member read whole: 1 GiB at most */
+#define DOC_MAX (1024u << 20) /* a JSON document or tar member read whole: 1 GiB at most */
 #define BLOCK 512
 
 static bool blank(const char *p, size_t n)
@@ -60,8 +60,8 @@ static int emit_value(ImportSink *k, json_t *v, const char *file, long line)
             json_t *req = json_object_get(e, "request");
             const char *method = json_string_value(json_object_get(req, "method"));
             if (method && strcmp(method, "PUT") != 0 && strcmp(method, "POST") != 0) {
-                rc = import_reject(k, file, line,
-                                   "Bundle, entrée %zu : requête %s non importable", i + 1, method);
+                rc = import_reject(k, file, line, "Bundle, entrée %zu : requête %s non importable",
+                                   i + 1, method);
             } else if (!json_is_object(res)) {
                 rc = import_reject(k, file, line, "Bundle, entrée %zu : pas de ressource", i + 1);
             } else {
@@ -208,8 +208,10 @@ static int parse_tar(ImportSink *k, gzFile gz, const char *path, uint64_t size, 
         zeros = 0;
         uint64_t len;
         if (!tar_octal(hdr + 124, 12, &len) || len > DOC_MAX) {
-            rc = diag_set(d, ERR_INVALID, "%s : en-tête d'archive tar illisible ou membre trop "
-                                          "volumineux", path);
+            rc = diag_set(d, ERR_INVALID,
+                          "%s : en-tête d'archive tar illisible ou membre trop "
+                          "volumineux",
+                          path);
             break;
         }
         char type = hdr[156];

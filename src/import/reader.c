@@ -13,9 +13,9 @@
 
 struct LineReader {
     gzFile gz;
-    char *buf;     /* CHUNK + LINE_READER_MAX_LINE + 1 */
-    size_t start;  /* first unread byte */
-    size_t end;    /* one past the last byte read */
+    char *buf;    /* CHUNK + LINE_READER_MAX_LINE + 1 */
+    size_t start; /* first unread byte */
+    size_t end;   /* one past the last byte read */
     bool eof;
     long lineno;
     uint64_t size;
@@ -123,7 +123,10 @@ int line_reader_next(LineReader *r, char **line, size_t *len, Diag *d)
     }
 }
 
-long line_reader_lineno(const LineReader *r) { return r->lineno; }
+long line_reader_lineno(const LineReader *r)
+{
+    return r->lineno;
+}
 
 uint64_t line_reader_offset(const LineReader *r)
 {
@@ -131,7 +134,10 @@ uint64_t line_reader_offset(const LineReader *r)
     return off > 0 ? (uint64_t)off : 0;
 }
 
-uint64_t line_reader_size(const LineReader *r) { return r->size; }
+uint64_t line_reader_size(const LineReader *r)
+{
+    return r->size;
+}
 
 void line_reader_free(LineReader *r)
 {

@@ -120,9 +120,9 @@ typedef struct StoreFeedState {
     int64_t pk;      /* 0: type/id does not exist */
     int64_t version; /* current version, and when it was written (epoch ms) */
     int64_t last_updated;
-    bool deleted;    /* its current version is a deletion */
-    bool known;      /* a feed delivered it (the fields below are set) */
-    bool closed;     /* ... and later closed it (it disappeared from the feed) */
+    bool deleted; /* its current version is a deletion */
+    bool known;   /* a feed delivered it (the fields below are set) */
+    bool closed;  /* ... and later closed it (it disappeared from the feed) */
     char feed[64];
     uint8_t hash[STORE_HASH_LEN];
 } StoreFeedState;
@@ -134,10 +134,10 @@ typedef struct StorePut {
     const char *text; /* the client's text, kept byte for byte (see json_resource_rewrite);
                          NULL: serialise `res` */
     size_t len;
-    json_t *meta;            /* with res == NULL: the resource's meta (tags, profiles) */
-    const IndexRows *rows;   /* precomputed index rows (with res == NULL and text set), from
-                                fhir_index_extract on the resource with its id; _lastUpdated
-                                rows are the store's */
+    json_t *meta;                  /* with res == NULL: the resource's meta (tags, profiles) */
+    const IndexRows *rows;         /* precomputed index rows (with res == NULL and text set), from
+                                      fhir_index_extract on the resource with its id; _lastUpdated
+                                      rows are the store's */
     const StoreFeedState *current; /* the state store_txn_feed_get gave for type/id in this
                                       transaction, when the caller has it (saves a lookup) */
     int64_t if_match;   /* > 0: the current version must be this one (ERR_PRECONDITION) */
@@ -156,11 +156,10 @@ int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, in
 /* ------------------------------------------------------------------ imports */
 
 /** Look up type/id and its import state. */
-int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedState *out,
-                       Diag *d);
+int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedState *out, Diag *d);
 /** Record that `feed` delivered resource `pk` with content `hash` (closed: it no longer does). */
-int store_txn_feed_set(StoreTxn *t, int64_t pk, const char *feed, const uint8_t *hash,
-                       bool closed, Diag *d);
+int store_txn_feed_set(StoreTxn *t, int64_t pk, const char *feed, const uint8_t *hash, bool closed,
+                       Diag *d);
 /** Call fn for every resource that `feed` delivered and has not closed. Stops at fn's first
  *  non-zero result and returns it. fn must not write to the store (collect, then write). */
 int store_txn_feed_each(StoreTxn *t, const char *feed,

@@ -1151,8 +1151,7 @@ int store_txn_bulk(StoreTxn *t, bool begin, Diag *d)
     return 0;
 }
 
-int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedState *out,
-                       Diag *d)
+int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedState *out, Diag *d)
 {
     sqlite3_stmt *st = conn_stmt(t->conn,
                                  "SELECT r.pk, r.deleted, s.feed, s.hash, s.closed, r.version, "
@@ -1185,8 +1184,8 @@ int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedS
     return rc;
 }
 
-int store_txn_feed_set(StoreTxn *t, int64_t pk, const char *feed, const uint8_t *hash,
-                       bool closed, Diag *d)
+int store_txn_feed_set(StoreTxn *t, int64_t pk, const char *feed, const uint8_t *hash, bool closed,
+                       Diag *d)
 {
     sqlite3_stmt *st = conn_stmt(
         t->conn, "INSERT OR REPLACE INTO import_state(res, feed, hash, closed) VALUES(?1,?2,?3,?4)",
@@ -1248,8 +1247,8 @@ int store_txn_find_by_identifier(StoreTxn *t, Arena *a, const char *type, const 
     int rc = step == SQLITE_DONE ? n : db_err(t->conn->db, d, "identifier");
     sqlite3_reset(st);
     if (rc > 1)
-        return diag_set(d, ERR_MULTIPLE, "%s|%s désigne plusieurs %s", system ? system : "",
-                        value, type);
+        return diag_set(d, ERR_MULTIPLE, "%s|%s désigne plusieurs %s", system ? system : "", value,
+                        type);
     return rc;
 }
 

@@ -12,6 +12,10 @@ import { ROR_BIN, SHARED_DIR, SOURCE_DIR, client, freshDir, raw, startServer } f
 const NATIONAL = join(SHARED_DIR, 'data/finess/fhir-20210108');
 const ARCHIVES = readdirSync(NATIONAL).filter((f) => f.endsWith('.tar.gz')).sort().map((f) => join(NATIONAL, f));
 const FINESS_ET = 'urn:oid:1.2.250.1.71.4.2.2';
+// The national set is imported by the release build when `make test` names it (ROR_IMPORT_BIN):
+// under AddressSanitizer the 180,000 resources take minutes; the import code runs under the
+// sanitizers in tests/unit/import. The server started on the result is ROR_BIN (sanitized).
+const IMPORT_BIN = process.env.ROR_IMPORT_BIN || ROR_BIN;
 
 /** Members of a tar archive: [{ name, data }]. */
 function untar(buf) {
@@ -38,7 +42,7 @@ function archiveLines(path) {
 }
 
 function runImport(dataDir, args) {
-  const r = spawnSync(ROR_BIN, ['import', ...args, '--data', dataDir, '--json', '--quiet'], {
+  const r = spawnSync(IMPORT_BIN, ['import', ...args, '--data', dataDir, '--json', '--quiet'], {
     encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, ROR_DATA_DIR: join(SOURCE_DIR, 'data') },
   });
   let summary = null;
@@ -164,6 +168,43 @@ test('a newer extract: exactly the changed rows get new versions, what disappear
   });
 });
 
+test('RPPS: one Practitioner per person, one role per activity, roles linked to the national set', async () => {
+  const file = join(SHARED_DIR, 'data/rpps/PS_LibreAcces_Personne_activite_202102020955_first15003.txt');
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const head = lines[0].split('|');
+  const col = (name) => { const i = head.indexOf(name); assert.ok(i >= 0, name); return i; };
+  const [pp, fin, siret] = [col('Identifiant PP'), col('Numéro FINESS site'), col('Numéro SIRET site')];
+  const rows = lines.slice(1).filter((l) => l.trim()).map((l) => l.split('|'));
+  // what the archives hold: FINESS numbers, and SIRET numbers carried by exactly one establishment
+  const finess = new Set();
+  const sirets = new Map();
+  for (const { res } of all) {
+    if (res.resourceType !== 'Organization') continue;
+    for (const i of res.identifier || []) {
+      if (i.system === FINESS_ET) finess.add(i.value);
+      if (/sirene\.fr$/.test(i.system)) sirets.set(i.value, (sirets.get(i.value) || 0) + 1);
+    }
+  }
+  // a role names its site by FINESS when the row has one, else by SIRET
+  const linked = rows.filter((c) => (c[fin] ? finess.has(c[fin]) : c[siret] ? sirets.get(c[siret]) === 1 : false)).length;
+  const r = runImport(dir, ['rpps', file]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.summary.rejected, 0);
+  await withServer(dir, async (base) => {
+    assert.equal(await total(base, 'Practitioner'), new Set(rows.map((c) => c[pp])).size);
+    assert.equal(await total(base, 'PractitionerRole'), rows.length);
+    assert.equal(await total(base, 'PractitionerRole?organization:missing=false'), linked);
+    assert.ok(linked > 1000, `${linked} roles linked`);
+    // one linked role, followed to its establishment
+    const c = rows.find((x) => x[fin] && finess.has(x[fin]));
+    const bundle = (await raw(base, `PractitionerRole?practitioner=Practitioner/rpps-${c[pp]}&_include=PractitionerRole:organization`)).json;
+    const org = bundle.entry.find((e) => e.resource.resourceType === 'Organization');
+    assert.ok(org.resource.identifier.some((i) => i.system === FINESS_ET && i.value === c[fin]));
+  });
+  const again = runImport(dir, ['rpps', file]);
+  assert.equal(again.summary.unchanged, again.summary.read);
+});
+
 test('a second import is refused while a server runs on the same store', async () => {
   const srv = await startServer({ dataDir: dir, timeoutMs: 120000 });
   try {
@@ -175,7 +216,7 @@ test('a second import is refused while a server runs on the same store', async (
 
 test('an import killed while it writes leaves the store as it was', async () => {
   const before = await withServer(dir, async (base) => [await total(base, 'Organization'), await total(base, 'Organization?active=false')]);
-  const proc = spawn(ROR_BIN, ['import', 'ndjson', '--data', dir, '--quiet', '--feed', 'killed', ...ARCHIVES], {
+  const proc = spawn(IMPORT_BIN, ['import', 'ndjson', '--data', dir, '--quiet', '--feed', 'killed', ...ARCHIVES], {
     stdio: 'ignore', env: { ...process.env, ROR_DATA_DIR: join(SOURCE_DIR, 'data') },
   });
   const exited = new Promise((res) => proc.on('exit', (code, signal) => res({ code, signal })));

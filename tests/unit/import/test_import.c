@@ -93,7 +93,10 @@ static void write_tar_gz(const char *name, const char *const *members, size_t n)
         snprintf(h + 124, 12, "%011o", (unsigned)len);
         snprintf(h + 136, 12, "%011o", 0u);
         h[156] = '0';
-        memcpy(h + 257, "ustar\0" "00", 8);
+        memcpy(h + 257,
+               "ustar\0"
+               "00",
+               8);
         memset(h + 148, ' ', 8);
         unsigned sum = 0;
         for (int j = 0; j < 512; j++)
@@ -333,9 +336,9 @@ static void t_strict_and_failures_leave_store_unchanged(void **state)
     char big[64 * 1024];
     size_t at = 0;
     for (int i = 0; at < sizeof big - 200; i++)
-        at += (size_t)snprintf(big + at, sizeof big - at,
-                               "{\"resourceType\":\"Organization\",\"id\":\"t%d\",\"name\":\"T\"}\n",
-                               i);
+        at += (size_t)snprintf(
+            big + at, sizeof big - at,
+            "{\"resourceType\":\"Organization\",\"id\":\"t%d\",\"name\":\"T\"}\n", i);
     write_gz("trunc.ndjson.gz", big);
     FILE *f = fopen(path_of("trunc.ndjson.gz"), "r+b");
     fseek(f, 0, SEEK_END);
@@ -383,11 +386,12 @@ static void t_formats(void **state)
         "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{\"resource\":"
         "{\"resourceType\":\"Organization\",\"id\":\"t2\"},\"request\":{\"method\":\"PUT\","
         "\"url\":\"Organization/t2\"}}]}\n",
-        "a/second.json", "{\"resourceType\":\"Location\",\n\"id\":\"t3\"}",
+        "a/second.json",
+        "{\"resourceType\":\"Location\",\n\"id\":\"t3\"}",
     };
     write_tar_gz("archive.tar.gz", members, 2);
-    const char *f[] = {path_of("bundle.json"), path_of("single.json"),
-                       path_of("lines.ndjson.gz"), path_of("archive.tar.gz")};
+    const char *f[] = {path_of("bundle.json"), path_of("single.json"), path_of("lines.ndjson.gz"),
+                       path_of("archive.tar.gz")};
     ImportOptions o = {0};
     ImportSummary sum;
     Problems pb;
@@ -423,11 +427,15 @@ static void t_references_by_identifier(void **state)
     (void)state;
     Store *s = open_store("refs");
     write_file("orgs.ndjson", ORGS);
-    write_file("roles.ndjson",
-               "{\"resourceType\":\"PractitionerRole\",\"id\":\"r1\",\"organization\":"
-               "{\"identifier\":{\"system\":\"urn:oid:1.2.250.1.71.4.2.2\",\"value\":\"750000001\"}}}\n"
-               "{\"resourceType\":\"PractitionerRole\",\"id\":\"r2\",\"organization\":"
-               "{\"identifier\":{\"system\":\"urn:oid:1.2.250.1.71.4.2.2\",\"value\":\"999\"}}}\n");
+    write_file(
+        "roles.ndjson",
+        "{\"resourceType\":\"PractitionerRole\",\"id\":\"r1\",\"organization\":"
+        "{\"identifier\":{\"system\":\"urn:oid:1.2.250.1.71.4.2.2\",\"value\":\"750000001\"}}}\n"
+        "{\"resourceType\":\"PractitionerRole\",\"id\":\"r2\",\"organization\":"
+        "{\"identifier\":{\"system\":\"urn:oid:1.2.250.1.71.4.2.2\",\"value\":\"999\"}}}\n"
+        "{\"resourceType\":\"PractitionerRole\",\"id\":\"r3\",\"organization\":"
+        "{\"identifier\":{\"system\":\"https://finess.esante.gouv.fr\","
+        "\"value\":\"750000001\"}}}\n");
     const char *f1[] = {path_of("orgs.ndjson")};
     const char *f2[] = {path_of("roles.ndjson")};
     ImportOptions o = {0};
@@ -435,11 +443,17 @@ static void t_references_by_identifier(void **state)
     assert_int_equal(run(s, "ndjson", f1, 1, &o, &sum, NULL), 0);
     ImportOptions o2 = {.feed = "roles"};
     assert_int_equal(run(s, "ndjson", f2, 1, &o2, &sum, NULL), 0);
-    assert_int_equal(sum.created, 2);
+    assert_int_equal(sum.created, 3);
     json_t *r1 = read_res(s, "PractitionerRole", "r1", NULL);
     assert_string_equal(json_str(json_object_get(r1, "organization"), "reference"),
                         "Organization/o1");
     json_decref(r1);
+    /* the guide's FINESS form finds the organisation that carries the bare number under the
+     * national structure OID (as the 2021 FINESS FHIR extract writes it) */
+    json_t *r3 = read_res(s, "PractitionerRole", "r3", NULL);
+    assert_string_equal(json_str(json_object_get(r3, "organization"), "reference"),
+                        "Organization/o1");
+    json_decref(r3);
     json_t *r2 = read_res(s, "PractitionerRole", "r2", NULL); /* unknown: stays by identifier */
     assert_null(json_object_get(json_object_get(r2, "organization"), "reference"));
     json_decref(r2);
@@ -451,6 +465,44 @@ static void t_references_by_identifier(void **state)
     store_close(s);
 }
 
+static void t_mass_close_guard(void **state)
+{
+    (void)state;
+    Store *s = open_store("mass");
+    Buf b;
+    buf_init(&b, 1 << 20);
+    for (int i = 0; i < 150; i++)
+        buf_printf(&b, "{\"resourceType\":\"Organization\",\"id\":\"m%d\"}\n", i);
+    write_file("full.ndjson", b.p);
+    buf_cleanup(&b);
+    write_file("cut.ndjson", "{\"resourceType\":\"Organization\",\"id\":\"m0\"}\n");
+    const char *full[] = {path_of("full.ndjson")};
+    const char *cut[] = {path_of("cut.ndjson")};
+    ImportOptions o = {0};
+    ImportSummary sum;
+    assert_int_equal(run(s, "ndjson", full, 1, &o, &sum, NULL), 0);
+    /* a truncated extract would close 149 of 150: refused, nothing written */
+    assert_int_equal(run(s, "ndjson", cut, 1, &o, &sum, NULL), ERR_BUSINESS);
+    json_t *m5 = read_res(s, "Organization", "m5", NULL);
+    assert_null(json_object_get(m5, "active"));
+    json_decref(m5);
+    /* a dry run says what it would do, and writes nothing */
+    ImportOptions dry = {.dry_run = true, .max_close_pct = 100};
+    assert_int_equal(run(s, "ndjson", cut, 1, &dry, &sum, NULL), 0);
+    assert_int_equal(sum.closed, 149);
+    m5 = read_res(s, "Organization", "m5", NULL);
+    assert_null(json_object_get(m5, "active"));
+    json_decref(m5);
+    /* accepted explicitly */
+    ImportOptions all = {.max_close_pct = 100};
+    assert_int_equal(run(s, "ndjson", cut, 1, &all, &sum, NULL), 0);
+    assert_int_equal(sum.closed, 149);
+    m5 = read_res(s, "Organization", "m5", NULL);
+    assert_true(json_is_false(json_object_get(m5, "active")));
+    json_decref(m5);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +511,7 @@ int main(void)
         cmocka_unit_test(t_strict_and_failures_leave_store_unchanged),
         cmocka_unit_test(t_formats),
         cmocka_unit_test(t_references_by_identifier),
+        cmocka_unit_test(t_mass_close_guard),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
