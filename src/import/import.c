@@ -803,7 +803,7 @@ static int import_txn(StoreTxn *t, void *ctx, Diag *d)
     ImportSink *k = ctx;
     Writer w = {.k = k, .t = t};
     arena_init(&w.a);
-    int rc = getenv("ROR_BULK") ? store_txn_bulk(t, true, d) : 0;
+    int rc = 0;
     for (;;) {
         pthread_mutex_lock(&k->mu);
         while (!k->stop &&
@@ -835,8 +835,6 @@ static int import_txn(StoreTxn *t, void *ctx, Diag *d)
                                         "import interrompu : enregistrement "
                                         "rejeté en mode strict")
                              : diag_set(d, ERR_INVALID, "import interrompu");
-    if (rc == 0 && getenv("ROR_BULK"))
-        rc = store_txn_bulk(t, false, d);
     if (rc == 0 && !k->o->no_close) {
         rc = store_txn_feed_each(t, k->feed, collect_gone, &w, d);
         int pct = k->o->max_close_pct > 0 ? k->o->max_close_pct : 10;

@@ -169,10 +169,6 @@ int store_txn_feed_each(StoreTxn *t, const char *feed,
  *  when exactly one, 0 when none, ERR_MULTIPLE when several. */
 int store_txn_find_by_identifier(StoreTxn *t, Arena *a, const char *type, const char *system,
                                  const char *value, const char **id, Diag *d);
-/** Bulk load: begin drops the secondary search indexes, end builds them again (by sorting,
- *  much faster than row by row), both inside the transaction. Searches and lookups by
- *  identifier are slow in between; reads by type/id are not affected. */
-int store_txn_bulk(StoreTxn *t, bool begin, Diag *d);
 /** Record an import run (audit): kind, feed, author, times (epoch ms), summary (JSON text). */
 int store_txn_import_run(StoreTxn *t, const char *kind, const char *feed, const char *author,
                          int64_t started, int64_t finished, const char *summary, Diag *d);

@@ -1115,42 +1115,6 @@ int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, in
 
 /* ------------------------------------------------------------------ imports */
 
-/* The secondary indexes of the search tables, as the migrations create them. A bulk load drops
- * them and builds them again at the end, by sorting, in the same transaction. */
-static const char *const bulk_indexes[][2] = {
-    {"sp_token_code", "CREATE INDEX sp_token_code ON sp_token(param, code, system, res)"},
-    {"sp_token_res", "CREATE INDEX sp_token_res ON sp_token(res)"},
-    {"sp_string_value", "CREATE INDEX sp_string_value ON sp_string(param, folded, res)"},
-    {"sp_string_res", "CREATE INDEX sp_string_res ON sp_string(res)"},
-    {"sp_reference_target",
-     "CREATE INDEX sp_reference_target ON sp_reference(param, ttype, tid, res)"},
-    {"sp_reference_tid", "CREATE INDEX sp_reference_tid ON sp_reference(ttype, tid)"},
-    {"sp_reference_res", "CREATE INDEX sp_reference_res ON sp_reference(res)"},
-    {"sp_date_lo", "CREATE INDEX sp_date_lo ON sp_date(param, lo, hi, res)"},
-    {"sp_date_res", "CREATE INDEX sp_date_res ON sp_date(res)"},
-    {"sp_number_value", "CREATE INDEX sp_number_value ON sp_number(param, value, res)"},
-    {"sp_number_res", "CREATE INDEX sp_number_res ON sp_number(res)"},
-    {"sp_quantity_value", "CREATE INDEX sp_quantity_value ON sp_quantity(param, value)"},
-    {"sp_quantity_res", "CREATE INDEX sp_quantity_res ON sp_quantity(res)"},
-    {"sp_uri_value", "CREATE INDEX sp_uri_value ON sp_uri(param, uri, res)"},
-    {"sp_uri_res", "CREATE INDEX sp_uri_res ON sp_uri(res)"},
-    {"resource_live", "CREATE INDEX resource_live ON resource(type, deleted)"},
-};
-
-int store_txn_bulk(StoreTxn *t, bool begin, Diag *d)
-{
-    for (size_t i = 0; i < sizeof bulk_indexes / sizeof bulk_indexes[0]; i++) {
-        char sql[160];
-        if (begin)
-            snprintf(sql, sizeof sql, "DROP INDEX IF EXISTS %s", bulk_indexes[i][0]);
-        int rc = conn_exec(t->conn, begin ? sql : bulk_indexes[i][1], d);
-        if (rc != 0)
-            return rc;
-    }
-    /* cached statements were prepared against the old schema: SQLite re-prepares them */
-    return 0;
-}
-
 int store_txn_feed_get(StoreTxn *t, const char *type, const char *id, StoreFeedState *out, Diag *d)
 {
     sqlite3_stmt *st = conn_stmt(t->conn,
