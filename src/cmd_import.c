@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "capacity/capacity.h"
 #include "cli.h"
 #include "import/import.h"
 #include "store/store.h"
@@ -210,6 +211,8 @@ int cli_import(int argc, char **argv)
         StoreOptions so = {.path = path, .reg = reg, .readers = 1};
         rc = store_open(&so, &store, &d);
         free(path);
+        if (rc == 0)
+            capacity_attach(store); /* imported Locations record their capacity events too */
     }
     Terminology *term = NULL;
     if (rc == 0) { /* codes are checked as on the API (once the NOS are in the store) */

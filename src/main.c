@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "capacity/capacity.h"
 #include "cli.h"
 #include "core/core.h"
 #include "events/events.h"
@@ -135,9 +136,8 @@ static int seed_load(Store *store, const char *path, Diag *d)
     rc = store_write(store, seed_txn, &s, d);
     json_decref(bundle);
     if (rc == 0)
-        log_info("seed: %zu resources loaded from %s (read %lld ms, write %lld ms)", s.loaded,
-                 path, (long long)((t1 - t0) / 1000000),
-                 (long long)((time_mono_ns() - t1) / 1000000));
+        log_info("seed: %zu resources loaded from %s (read %lld ms, write %lld ms)", s.loaded, path,
+                 (long long)((t1 - t0) / 1000000), (long long)((time_mono_ns() - t1) / 1000000));
     return rc;
 }
 
@@ -236,6 +236,7 @@ static int cmd_serve(int argc, char **argv)
     }
     if (rc == 0) {
         store_set_commit_hook(store, on_commit, events);
+        capacity_attach(store); /* capacity events recorded with every Location version */
         if (seed)
             rc = seed_load(store, seed, &d);
     }

@@ -27,6 +27,8 @@ struct Api {
 char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
 /* terminology_api.c */
 void terminology_api_routes(HttpServer *s, Terminology *t, const char *base);
+/* capacity_api.c */
+void capacity_api_routes(HttpServer *s, Store *store);
 
 /* Profile checks, then the codes of bound elements against the loaded NOS value sets. */
 static int resource_check(Api *a, const char *type, json_t *res, Diag *d)
@@ -877,4 +879,5 @@ void api_routes(Api *a, HttpServer *s)
 #undef ROUTE
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
+    capacity_api_routes(s, a->store);
 }

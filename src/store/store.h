@@ -173,6 +173,49 @@ int store_txn_find_by_identifier(StoreTxn *t, Arena *a, const char *type, const 
 int store_txn_import_run(StoreTxn *t, const char *kind, const char *feed, const char *author,
                          int64_t started, int64_t finished, const char *summary, Diag *d);
 
+/* ------------------------------------------------------------------ derived writes */
+
+/** Called inside the transaction after each new version of a resource of the hooked type
+ *  (create, update, patch, delete, import): `old` is the version it replaces (NULL when there
+ *  was none or it was a deletion), `cur` the new one (deleted: empty body). It may write
+ *  derived rows with store_txn_* (same transaction: atomic with the version). A non-zero
+ *  result fails the write. */
+typedef int (*StoreVersionHook)(void *ctx, StoreTxn *t, const StoredResource *old,
+                                const StoredResource *cur, Diag *d);
+/** Set the version hook for resources of `type` (one hook; set before serving). */
+void store_set_version_hook(Store *s, const char *type, StoreVersionHook hook, void *ctx);
+
+/** One change of a bed/place capacity indicator of a Location (see the capacity module). */
+typedef struct CapacityEvent {
+    int64_t id;              /* commit order (set by the store) */
+    int64_t loc_pk;          /* the Location's row */
+    const char *location_id; /* filled by queries */
+    int64_t version;         /* the Location version that made the change */
+    int64_t at;              /* its time, epoch ms */
+    const char *author;
+    const char *indicator; /* the indicator's key (its dimension codes) */
+    bool has_before, has_after;
+    int64_t before, after;   /* counts; absent = the indicator did not exist / was removed */
+    const char *source;      /* capacitySourceType code */
+    const char *update_date; /* capacityUpdateDate as declared */
+    const char *comment;
+} CapacityEvent;
+
+/** Record a capacity event (inside the transaction of the version that made it). */
+int store_txn_capacity_add(StoreTxn *t, const CapacityEvent *e, Diag *d);
+
+typedef struct StoreCapacityQuery {
+    const char *location_id; /* NULL: every Location */
+    const char *indicator;   /* NULL: every indicator */
+    int64_t from, to;        /* time range, epoch ms inclusive (to 0: no limit) */
+    int64_t after_id;        /* only events with a larger id (resuming a stream) */
+    size_t max;              /* at most this many (0: 1000) */
+} StoreCapacityQuery;
+
+/** Capacity events matching q, in commit order; *out in a. */
+int store_capacity_events(Store *s, Arena *a, const StoreCapacityQuery *q, CapacityEvent **out,
+                          size_t *n, Diag *d);
+
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {
     const char *type;

@@ -63,6 +63,13 @@ static const char *const migrations[] = {
     "CREATE TABLE import_run(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, feed TEXT NOT NULL,"
     "  author TEXT NOT NULL, started INTEGER NOT NULL, finished INTEGER NOT NULL,"
     "  summary TEXT NOT NULL);",
+    /* 4: capacity events — every change of a bed/place indicator, immutable, in commit order */
+    "CREATE TABLE capacity_event(id INTEGER PRIMARY KEY, loc INTEGER NOT NULL REFERENCES "
+    "  resource(pk), version INTEGER NOT NULL, at INTEGER NOT NULL, author TEXT NOT NULL,"
+    "  indicator TEXT NOT NULL, before INTEGER, after INTEGER, source TEXT, update_date TEXT,"
+    "  comment TEXT);"
+    "CREATE INDEX capacity_event_loc ON capacity_event(loc, indicator, at);"
+    "CREATE INDEX capacity_event_at ON capacity_event(at);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -355,6 +362,9 @@ struct Store {
 
     StoreCommitHook hook;
     void *hook_ctx;
+    char *version_type; /* the version hook's resource type */
+    StoreVersionHook version_hook;
+    void *version_ctx;
     int64_t query_timeout_ms;
 };
 
@@ -532,6 +542,7 @@ void store_close(Store *s)
     free(s->readers);
     free(s->reader_busy);
     params_free(&s->params);
+    free(s->version_type);
     free(s);
 }
 
@@ -539,6 +550,19 @@ void store_set_commit_hook(Store *s, StoreCommitHook hook, void *ctx)
 {
     s->hook = hook;
     s->hook_ctx = ctx;
+}
+
+void store_set_version_hook(Store *s, const char *type, StoreVersionHook hook, void *ctx)
+{
+    free(s->version_type);
+    s->version_type = type ? xstrdup(type) : NULL;
+    s->version_hook = hook;
+    s->version_ctx = ctx;
+}
+
+static bool version_hooked(const Store *s, const char *type)
+{
+    return s->version_hook && s->version_type && strcmp(s->version_type, type) == 0;
 }
 
 /* Append a job; false when the store no longer takes writes. Called with queue_lock held. */
@@ -1075,6 +1099,10 @@ int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out,
     buf_cleanup(&body);
 
     int64_t pk;
+    bool hooked = version_hooked(t->store, p->type);
+    StoredResource old = {0};
+    if (hooked && exists && !cur.deleted && (rc = conn_read(c, a, p->type, id, &old, d)) != 0)
+        return rc;
     if (exists && (rc = archive_current(c, cur.pk, d)) != 0)
         return rc;
     if ((rc = row_write(c, &cur, exists, &r, &pk, d)) != 0)
@@ -1084,6 +1112,8 @@ int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out,
         rc = index_rows_write(c, pk, p->type, p->rows, r.last_updated, !exists, d);
     else
         rc = index_write(c, t->store->reg, pk, p->type, p->res, !exists, d);
+    if (rc == 0 && hooked)
+        rc = t->store->version_hook(t->store->version_ctx, t, old.body ? &old : NULL, &r, d);
     if (rc != 0)
         return rc;
     txn_change(t, &r);
@@ -1113,9 +1143,16 @@ int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, in
     r.author = arena_strdup(a, author ? author : "inconnu");
     r.body = "";
     int64_t pk;
+    bool hooked = version_hooked(t->store, type);
+    StoredResource old = {0};
+    if (hooked && (rc = conn_read(c, a, type, id, &old, d)) != 0)
+        return rc;
     if ((rc = archive_current(c, cur.pk, d)) != 0 ||
         (rc = row_write(c, &cur, true, &r, &pk, d)) != 0 ||
         (rc = index_write(c, t->store->reg, pk, type, NULL, false, d)) != 0)
+        return rc;
+    r.pk = pk;
+    if (hooked && (rc = t->store->version_hook(t->store->version_ctx, t, &old, &r, d)) != 0)
         return rc;
     txn_change(t, &r);
     *out = r;
@@ -1243,4 +1280,96 @@ int store_txn_import_run(StoreTxn *t, const char *kind, const char *feed, const 
     int step = sqlite3_step(st);
     sqlite3_reset(st);
     return step == SQLITE_DONE ? 0 : db_err(t->conn->db, d, "import run");
+}
+
+/* ------------------------------------------------------------------ capacity events */
+
+int store_txn_capacity_add(StoreTxn *t, const CapacityEvent *e, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(t->conn,
+                                 "INSERT INTO capacity_event(loc, version, at, author, indicator, "
+                                 "before, after, source, update_date, comment) "
+                                 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, e->loc_pk);
+    sqlite3_bind_int64(st, 2, e->version);
+    sqlite3_bind_int64(st, 3, e->at);
+    sqlite3_bind_text(st, 4, e->author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, e->indicator, -1, SQLITE_STATIC);
+    if (e->has_before)
+        sqlite3_bind_int64(st, 6, e->before);
+    if (e->has_after)
+        sqlite3_bind_int64(st, 7, e->after);
+    sqlite3_bind_text(st, 8, e->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, e->update_date, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, e->comment, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(t->conn->db, d, "capacity event");
+}
+
+static const char *col_text(Arena *a, sqlite3_stmt *st, int col)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+    return v ? arena_strdup(a, (const char *)v) : NULL;
+}
+
+int store_capacity_events(Store *s, Arena *a, const StoreCapacityQuery *q, CapacityEvent **out,
+                          size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    sqlite3_stmt *st = conn_stmt(
+        c,
+        "SELECT e.id, e.loc, r.id, e.version, e.at, e.author, e.indicator, e.before, e.after, "
+        "e.source, e.update_date, e.comment FROM capacity_event e JOIN resource r ON r.pk = e.loc "
+        "WHERE (?1 IS NULL OR (r.type = 'Location' AND r.id = ?1)) "
+        "AND (?2 IS NULL OR e.indicator = ?2) AND e.at >= ?3 AND e.at <= ?4 AND e.id > ?5 "
+        "ORDER BY e.id LIMIT ?6",
+        d);
+    if (!st) {
+        reader_release(s, c);
+        return ERR_IO;
+    }
+    sqlite3_bind_text(st, 1, q->location_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, q->indicator, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, q->from);
+    sqlite3_bind_int64(st, 4, q->to > 0 ? q->to : INT64_MAX);
+    sqlite3_bind_int64(st, 5, q->after_id);
+    sqlite3_bind_int64(st, 6, q->max > 0 ? (int64_t)q->max : 1000);
+    size_t cap = 0, cnt = 0;
+    CapacityEvent *v = NULL;
+    int step, rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            CapacityEvent *nv = arena_alloc(a, ncap * sizeof *nv);
+            if (cnt)
+                memcpy(nv, v, cnt * sizeof *nv);
+            v = nv, cap = ncap;
+        }
+        CapacityEvent *e = &v[cnt++];
+        e->id = sqlite3_column_int64(st, 0);
+        e->loc_pk = sqlite3_column_int64(st, 1);
+        e->location_id = col_text(a, st, 2);
+        e->version = sqlite3_column_int64(st, 3);
+        e->at = sqlite3_column_int64(st, 4);
+        e->author = col_text(a, st, 5);
+        e->indicator = col_text(a, st, 6);
+        e->has_before = sqlite3_column_type(st, 7) != SQLITE_NULL;
+        e->before = sqlite3_column_int64(st, 7);
+        e->has_after = sqlite3_column_type(st, 8) != SQLITE_NULL;
+        e->after = sqlite3_column_int64(st, 8);
+        e->source = col_text(a, st, 9);
+        e->update_date = col_text(a, st, 10);
+        e->comment = col_text(a, st, 11);
+    }
+    if (step != SQLITE_DONE)
+        rc = db_err(c->db, d, "capacity events");
+    sqlite3_reset(st);
+    reader_release(s, c);
+    if (rc == 0)
+        *out = v, *n = cnt;
+    return rc;
 }

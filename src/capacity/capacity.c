@@ -1,0 +1,266 @@
+/* capacity.c — indicators of a Location, the version hook that records their changes, and
+ * states folded from the events. */
+#include "capacity/capacity.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/json.h"
+
+const char *const capacity_dimensions[CAPACITY_DIMENSIONS] = {
+    "capacityType",        "capacityStatus",    "temporalityCapacity", "genderCapacityAvailable",
+    "capacityClosingType", "additionalBedType", "crisisType",          "temporaryAssignement",
+};
+
+/* The code of a CodeableConcept value (first coding), or NULL. */
+static const char *concept_code(json_t *ext)
+{
+    json_t *cc = json_object_get(ext, "valueCodeableConcept");
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(cc, "coding"), 0), "code"));
+}
+
+static int one_indicator(json_t *ext, CapacityIndicator *ci, Diag *d)
+{
+    const char *dims[CAPACITY_DIMENSIONS] = {0};
+    memset(ci, 0, sizeof *ci);
+    size_t i;
+    json_t *sub;
+    json_array_foreach(json_object_get(ext, "extension"), i, sub)
+    {
+        const char *url = json_string_value(json_object_get(sub, "url"));
+        if (!url)
+            continue;
+        for (int k = 0; k < CAPACITY_DIMENSIONS; k++)
+            if (strcmp(url, capacity_dimensions[k]) == 0) {
+                dims[k] = concept_code(sub);
+                if (!dims[k] || !*dims[k] || strchr(dims[k], '|'))
+                    return diag_set(d, ERR_BUSINESS, "capacité : %s sans code valide",
+                                    capacity_dimensions[k]);
+            }
+        if (strcmp(url, "nbCapacity") == 0) {
+            json_t *v = json_object_get(sub, "valueInteger");
+            if (!json_is_integer(v))
+                return diag_set(d, ERR_BUSINESS, "capacité : nbCapacity doit être un entier");
+            ci->has_count = true;
+            ci->count = json_integer_value(v);
+        } else if (strcmp(url, "capacitySourceType") == 0) {
+            ci->source = concept_code(sub);
+        } else if (strcmp(url, "capacityUpdateDate") == 0) {
+            ci->update_date = json_string_value(json_object_get(sub, "valueDateTime"));
+        } else if (strcmp(url, "comment") == 0) {
+            ci->comment = json_string_value(json_object_get(sub, "valueString"));
+        }
+    }
+    size_t at = 0;
+    for (int k = 0; k < CAPACITY_DIMENSIONS; k++) {
+        const char *v = dims[k] ? dims[k] : "-";
+        size_t len = strlen(v);
+        if (at + len + 2 > sizeof ci->key)
+            return diag_set(d, ERR_BUSINESS, "capacité : codes de dimension trop longs");
+        if (k)
+            ci->key[at++] = '|';
+        memcpy(ci->key + at, v, len);
+        at += len;
+    }
+    ci->key[at] = '\0';
+    return 0;
+}
+
+int capacity_indicators(json_t *location, CapacityIndicator **out, size_t *n, Diag *d)
+{
+    json_t *exts = json_object_get(location, "extension");
+    size_t cap = json_array_size(exts), cnt = 0, i;
+    CapacityIndicator *v = xcalloc(cap ? cap : 1, sizeof *v);
+    json_t *ext;
+    json_array_foreach(exts, i, ext)
+    {
+        const char *url = json_string_value(json_object_get(ext, "url"));
+        if (!url || strcmp(url, CAPACITY_EXT_URL) != 0)
+            continue;
+        int rc = one_indicator(ext, &v[cnt], d);
+        for (size_t j = 0; rc == 0 && j < cnt; j++)
+            if (strcmp(v[j].key, v[cnt].key) == 0)
+                rc = diag_set(d, ERR_BUSINESS,
+                              "capacité : deux indicateurs ont les mêmes dimensions (%s)",
+                              v[cnt].key);
+        if (rc != 0) {
+            free(v);
+            return rc;
+        }
+        cnt++;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static const CapacityIndicator *find(const CapacityIndicator *v, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].key, key) == 0)
+            return &v[i];
+    return NULL;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Parse a stored body and take its indicators (none for NULL / a deletion). */
+static int body_indicators(const StoredResource *r, json_t **doc, CapacityIndicator **v, size_t *n,
+                           Diag *d)
+{
+    *doc = NULL;
+    *v = NULL;
+    *n = 0;
+    if (!r || r->deleted || !r->body || !r->len ||
+        !memmem(r->body, r->len, "supported-capacity", 18))
+        return 0;
+    int rc = json_parse(r->body, r->len, doc, d);
+    if (rc == 0 && (rc = capacity_indicators(*doc, v, n, d)) != 0) {
+        json_decref(*doc);
+        *doc = NULL;
+    }
+    return rc;
+}
+
+int capacity_version_hook(void *ctx, StoreTxn *t, const StoredResource *old,
+                          const StoredResource *cur, Diag *d)
+{
+    (void)ctx;
+    json_t *odoc, *ndoc;
+    CapacityIndicator *ov, *nv;
+    size_t on, nn;
+    int rc = body_indicators(cur, &ndoc, &nv, &nn, d);
+    if (rc != 0)
+        return rc;
+    /* an old version was accepted by this hook: its indicators parse */
+    if ((rc = body_indicators(old, &odoc, &ov, &on, d)) != 0) {
+        free(nv);
+        json_decref(ndoc);
+        return rc;
+    }
+    CapacityEvent e = {
+        .loc_pk = cur->pk, .version = cur->version, .at = cur->last_updated, .author = cur->author};
+    for (size_t i = 0; rc == 0 && i < nn; i++) {
+        const CapacityIndicator *o = find(ov, on, nv[i].key);
+        if (o && o->has_count == nv[i].has_count && o->count == nv[i].count &&
+            same_str(o->source, nv[i].source) && same_str(o->update_date, nv[i].update_date) &&
+            same_str(o->comment, nv[i].comment))
+            continue; /* unchanged */
+        e.indicator = nv[i].key;
+        e.has_before = o && o->has_count;
+        e.before = o ? o->count : 0;
+        e.has_after = nv[i].has_count;
+        e.after = nv[i].count;
+        e.source = nv[i].source;
+        e.update_date = nv[i].update_date;
+        e.comment = nv[i].comment;
+        rc = store_txn_capacity_add(t, &e, d);
+    }
+    for (size_t i = 0; rc == 0 && i < on; i++) {
+        if (find(nv, nn, ov[i].key))
+            continue;
+        e = (CapacityEvent){.loc_pk = cur->pk,
+                            .version = cur->version,
+                            .at = cur->last_updated,
+                            .author = cur->author,
+                            .indicator = ov[i].key,
+                            .has_before = ov[i].has_count,
+                            .before = ov[i].count};
+        rc = store_txn_capacity_add(t, &e, d); /* removed */
+    }
+    free(ov);
+    free(nv);
+    json_decref(odoc);
+    json_decref(ndoc);
+    return rc;
+}
+
+void capacity_attach(Store *s)
+{
+    store_set_version_hook(s, "Location", capacity_version_hook, NULL);
+}
+
+json_t *capacity_event_json(const CapacityEvent *e)
+{
+    char ts[32];
+    time_format_instant(e->at, ts);
+    json_t *dims = json_object();
+    const char *p = e->indicator;
+    for (int k = 0; k < CAPACITY_DIMENSIONS && p; k++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (!(len == 1 && *p == '-'))
+            json_object_set_new(dims, capacity_dimensions[k], json_stringn(p, len));
+        p = bar ? bar + 1 : NULL;
+    }
+    json_t *o = json_pack("{s:I,s:s,s:s,s:o,s:I,s:s,s:s}", "id", (json_int_t)e->id, "location",
+                          e->location_id ? e->location_id : "", "indicator", e->indicator,
+                          "dimensions", dims, "version", (json_int_t)e->version, "at", ts, "author",
+                          e->author ? e->author : "");
+    json_object_set_new(o, "before", e->has_before ? json_integer(e->before) : json_null());
+    json_object_set_new(o, "after", e->has_after ? json_integer(e->after) : json_null());
+    if (e->source)
+        json_object_set_new(o, "source", json_string(e->source));
+    if (e->update_date)
+        json_object_set_new(o, "updateDate", json_string(e->update_date));
+    if (e->comment)
+        json_object_set_new(o, "comment", json_string(e->comment));
+    return o;
+}
+
+int capacity_state_at(Store *s, const char *id, int64_t at, json_t **out, Diag *d)
+{
+    Arena a;
+    arena_init(&a);
+    json_t *state = json_object(); /* key -> latest event up to `at` */
+    StoreCapacityQuery q = {.location_id = id, .to = at, .max = 1000};
+    int rc = 0;
+    bool any = false;
+    for (;;) {
+        CapacityEvent *ev;
+        size_t n;
+        if ((rc = store_capacity_events(s, &a, &q, &ev, &n, d)) != 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            any = true;
+            json_object_set_new(state, ev[i].indicator, capacity_event_json(&ev[i]));
+            q.after_id = ev[i].id;
+        }
+        if (n < q.max)
+            break;
+    }
+    arena_cleanup(&a);
+    if (rc == 0 && !any)
+        rc = diag_set(d, ERR_NOT_FOUND, "Location/%s : aucun indicateur de capacité", id);
+    if (rc != 0) {
+        json_decref(state);
+        return rc;
+    }
+    json_t *arr = json_array();
+    const char *key;
+    json_t *ev;
+    json_object_foreach(state, key, ev)
+    {
+        if (json_is_null(json_object_get(ev, "after")))
+            continue; /* removed by then */
+        json_t *o = json_pack("{s:s,s:O,s:O,s:O,s:O}", "indicator", key, "dimensions",
+                              json_object_get(ev, "dimensions"), "nbCapacity",
+                              json_object_get(ev, "after"), "changedAt", json_object_get(ev, "at"),
+                              "author", json_object_get(ev, "author"));
+        json_object_set(o, "version", json_object_get(ev, "version"));
+        if (json_object_get(ev, "source"))
+            json_object_set(o, "source", json_object_get(ev, "source"));
+        if (json_object_get(ev, "updateDate"))
+            json_object_set(o, "updateDate", json_object_get(ev, "updateDate"));
+        if (json_object_get(ev, "comment"))
+            json_object_set(o, "comment", json_object_get(ev, "comment"));
+        json_array_append_new(arr, o);
+    }
+    json_decref(state);
+    *out = arr;
+    return 0;
+}

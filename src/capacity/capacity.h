@@ -1,0 +1,65 @@
+/*
+ * capacity — bed and place availability: the guide's `ror-location-supported-capacity`
+ * indicators of RORLocation, and the immutable history of their changes.
+ *
+ * An indicator is one extension instance; its identity is the tuple of its dimension codes
+ * (capacityType, capacityStatus, temporalityCapacity, genderCapacityAvailable,
+ * capacityClosingType, additionalBedType, crisisType, temporaryAssignement — "-" for an absent
+ * dimension), written "01|02|01|03|-|-|-|01" (the key). A Location may not carry two
+ * indicators with the same key.
+ *
+ * Every new version of a Location — API create/update/patch/delete, import, seed — goes
+ * through capacity_version_hook inside the store transaction that writes it: each indicator
+ * added, removed, or whose count, source or declared update date changed becomes one
+ * CapacityEvent (who, when, source, before -> after), committed atomically with the version.
+ * Past states are folded from those events; they are never rewritten.
+ *
+ * Threading: the hook runs on the store's writer thread; queries are thread-safe.
+ */
+#ifndef ROR_CAPACITY_H
+#define ROR_CAPACITY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "store/store.h"
+
+#define CAPACITY_EXT_URL                                                                           \
+    "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/"                              \
+    "ror-location-supported-capacity"
+#define CAPACITY_DIMENSIONS 8
+#define CAPACITY_KEY_MAX 96
+
+/** The dimension sub-extensions, in key order. */
+extern const char *const capacity_dimensions[CAPACITY_DIMENSIONS];
+
+/** One indicator of a Location. Strings point into the Location's JSON. */
+typedef struct CapacityIndicator {
+    char key[CAPACITY_KEY_MAX];
+    bool has_count;
+    int64_t count;           /* nbCapacity */
+    const char *source;      /* capacitySourceType code, or NULL */
+    const char *update_date; /* capacityUpdateDate, or NULL */
+    const char *comment;     /* or NULL */
+} CapacityIndicator;
+
+/** The indicators of a Location (malloc'd array in *out, free it). ERR_BUSINESS when two
+ *  carry the same key or one lacks nbCapacity / a dimension is not a code (reason in d). */
+int capacity_indicators(json_t *location, CapacityIndicator **out, size_t *n, Diag *d);
+
+/** The store version hook for Location (see store_set_version_hook): records the events. */
+int capacity_version_hook(void *ctx, StoreTxn *t, const StoredResource *old,
+                          const StoredResource *cur, Diag *d);
+/** Register capacity_version_hook on the store (before serving or importing). */
+void capacity_attach(Store *s);
+
+/** The indicators of Location `id` as they were at `at` (epoch ms), folded from its events:
+ *  a JSON array of {indicator, nbCapacity, source, updateDate, comment, author, changedAt,
+ *  version}. ERR_NOT_FOUND when the Location never had an indicator. */
+int capacity_state_at(Store *s, const char *id, int64_t at, json_t **out, Diag *d);
+/** JSON object of an event ({id, location, indicator, dimensions{...}, before, after, ...}). */
+json_t *capacity_event_json(const CapacityEvent *e);
+
+#endif

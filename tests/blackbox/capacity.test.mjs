@@ -1,0 +1,162 @@
+// Capacity events: every change of a bed/place indicator of a Location is recorded with the
+// version that made it (who, when, source, before -> after); current state, state as of a past
+// instant, time series, resumable feed; invalid indicator sets refused with the store unchanged.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, client, raw, fhirPatch, op, patchParams, capacities, demoOf, SC_URL, FHIR_JSON } from './lib/ror.mjs';
+
+let srv, fkc;
+before(async () => { srv = await startServer({ seed: true }); fkc = client(srv.base); });
+after(async () => { await srv?.stop(); });
+
+const DIMS = ['capacityType', 'capacityStatus', 'temporalityCapacity', 'genderCapacityAvailable',
+  'capacityClosingType', 'additionalBedType', 'crisisType', 'temporaryAssignement'];
+const code = (ext, url) => ext.extension.find((s) => s.url === url)?.valueCodeableConcept?.coding?.[0]?.code;
+/** The key of an indicator, computed here from the guide's definition (not from the server). */
+const keyOf = (ext) => DIMS.map((d) => code(ext, d) ?? '-').join('|');
+const nbOf = (ext) => ext.extension.find((s) => s.url === 'nbCapacity').valueInteger;
+const scOf = (loc) => (loc.extension || []).filter((e) => e.url === SC_URL);
+const byStatusPath = (status) => `Location.extension.where(url='${SC_URL}' and extension.where(url='capacityStatus' and valueCodeableConcept.coding[0].code='${status}')).extension.where(url='nbCapacity')`;
+
+const get = async (path) => { const r = await raw(srv.base, `/${path}`.replace('//', '/')); return r; };
+const capacity = async (id, q = '') => (await raw(srv.base, `${new URL(srv.base).origin}/capacity/Location/${id}${q}`));
+const events = async (q = '') => (await raw(srv.base, `${new URL(srv.base).origin}/capacity/events${q}`));
+const locEvents = async (id, q = '') => (await raw(srv.base, `${new URL(srv.base).origin}/capacity/Location/${id}/events${q}`));
+
+async function allEvents() {
+  const out = [];
+  let after = 0;
+  for (;;) {
+    const r = await events(`?after=${after}&_count=7`);
+    assert.equal(r.status, 200, r.text);
+    out.push(...r.json.events);
+    if (r.json.events.length < 7) return out;
+    after = r.json.next;
+  }
+}
+
+test('the seed recorded one event per indicator of every demo Location; current state = the Location', async () => {
+  const locs = demoOf('Location').filter((l) => scOf(l).length);
+  assert.ok(locs.length >= 2);
+  const evs = await allEvents();
+  assert.equal(evs.length, locs.reduce((n, l) => n + scOf(l).length, 0));
+  for (const l of locs) {
+    for (const ext of scOf(l)) {
+      const e = evs.find((x) => x.location === l.id && x.indicator === keyOf(ext));
+      assert.ok(e, `${l.id} ${keyOf(ext)}`);
+      assert.equal(e.before, null);
+      assert.equal(e.after, nbOf(ext));
+      assert.equal(e.author, 'demo');
+    }
+    const cur = await capacity(l.id);
+    assert.equal(cur.status, 200);
+    assert.deepEqual(cur.json.indicators.map((i) => [i.indicator, i.nbCapacity]).sort(),
+      scOf(l).map((x) => [keyOf(x), nbOf(x)]).sort());
+  }
+  // ids strictly increase: a feed in commit order
+  for (let i = 1; i < evs.length; i++) assert.ok(evs[i].id > evs[i - 1].id);
+});
+
+test('a bed update is an event with who, when, source, before -> after; as-of gives the past', async () => {
+  const loc = await fkc.read({ resourceType: 'Location', id: 'loc-pitie-rea' });
+  const avail = scOf(loc).find((e) => code(e, 'capacityStatus') === '02');
+  const key = keyOf(avail);
+  const was = nbOf(avail);
+  const [seedEvent] = (await locEvents('loc-pitie-rea', `?indicator=${encodeURIComponent(key)}`)).json.events;
+  await fhirPatch(fkc, 'Location/loc-pitie-rea', patchParams(op('replace', byStatusPath('02'), { value: { valueInteger: was + 2 } })));
+  await fhirPatch(fkc, 'Location/loc-pitie-rea', patchParams(op('replace', byStatusPath('02'), { value: { valueInteger: was + 1 } })));
+  const series = (await locEvents('loc-pitie-rea', `?indicator=${encodeURIComponent(key)}`)).json.events;
+  assert.deepEqual(series.map((e) => [e.before, e.after]), [[null, was], [was, was + 2], [was + 2, was + 1]]);
+  assert.deepEqual(series.map((e) => e.version), [1, 2, 3]);
+  assert.match(series[1].author, /^anonyme@/);
+  assert.equal(series[1].source, code(avail, 'capacitySourceType'));
+  // the other indicator did not move
+  const all = (await locEvents('loc-pitie-rea')).json.events;
+  assert.equal(all.length, scOf(loc).length + 2);
+  // as of the seed instant, of the first update, and now
+  const at = async (t) => (await capacity('loc-pitie-rea', `?_at=${encodeURIComponent(t)}`)).json.indicators.find((i) => i.indicator === key).nbCapacity;
+  assert.equal(await at(seedEvent.at), was);
+  assert.equal(await at(series[1].at), was + 2);
+  assert.equal(await at(series[2].at), was + 1);
+  assert.equal((await capacity('loc-pitie-rea')).json.indicators.find((i) => i.indicator === key).nbCapacity, was + 1);
+  // before anything existed: no indicators
+  const empty = await capacity('loc-pitie-rea', '?_at=2000-01-01');
+  assert.equal(empty.status, 200);
+  assert.deepEqual(empty.json.indicators, []);
+});
+
+test('several indicators changed in one update share one version; an added and a removed one are events', async () => {
+  const loc = await fkc.read({ resourceType: 'Location', id: 'loc-pitie-rea' });
+  const scs = scOf(loc);
+  const installed = scs.find((e) => code(e, 'capacityStatus') === '01');
+  const avail = scs.find((e) => code(e, 'capacityStatus') === '02');
+  installed.extension.find((s) => s.url === 'nbCapacity').valueInteger += 4;
+  avail.extension.find((s) => s.url === 'nbCapacity').valueInteger = 0;
+  // a new "occupied" indicator, and drop nothing else
+  const occupied = structuredClone(avail);
+  occupied.extension.find((s) => s.url === 'capacityStatus').valueCodeableConcept.coding[0].code = '03';
+  occupied.extension.find((s) => s.url === 'nbCapacity').valueInteger = 11;
+  loc.extension.push(occupied);
+  const before = (await allEvents()).length;
+  const put = await raw(srv.base, `Location/${loc.id}`, { method: 'PUT', headers: FHIR_JSON, body: JSON.stringify(loc) });
+  assert.equal(put.status, 200, put.text);
+  const updated = put.json;
+  const evs = (await allEvents()).slice(before);
+  assert.equal(evs.length, 3);
+  assert.ok(evs.every((e) => e.version === Number(updated.meta.versionId)));
+  assert.deepEqual(evs.map((e) => e.indicator).sort(), [keyOf(installed), keyOf(avail), keyOf(occupied)].sort());
+  assert.equal(evs.find((e) => e.indicator === keyOf(occupied)).before, null);
+  // remove the occupied indicator again
+  loc.extension = loc.extension.filter((e) => e !== occupied);
+  loc.meta = updated.meta; // the server checks the version the client last saw
+  await fkc.update({ resourceType: 'Location', id: loc.id, body: loc });
+  const [gone] = (await allEvents()).slice(before + 3);
+  assert.equal(gone.indicator, keyOf(occupied));
+  assert.deepEqual([gone.before, gone.after], [11, null]);
+  const now = (await capacity(loc.id)).json.indicators.map((i) => i.indicator);
+  assert.ok(!now.includes(keyOf(occupied)));
+});
+
+test('two indicators with the same dimensions are refused (400 business-rule), nothing recorded', async () => {
+  const loc = await fkc.read({ resourceType: 'Location', id: 'loc-pitie-rea' });
+  const count = (await allEvents()).length;
+  const dup = structuredClone(loc);
+  dup.extension.push(structuredClone(scOf(loc)[0]));
+  const r = await raw(srv.base, `Location/${loc.id}`, { method: 'PUT', headers: FHIR_JSON, body: JSON.stringify(dup) });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.resourceType, 'OperationOutcome');
+  assert.equal(r.json.issue[0].code, 'business-rule');
+  const after = await fkc.read({ resourceType: 'Location', id: loc.id });
+  assert.equal(after.meta.versionId, loc.meta.versionId);
+  assert.equal((await allEvents()).length, count);
+});
+
+test('a deleted Location: every indicator ends; the past stays readable', async () => {
+  const loc = await fkc.read({ resourceType: 'Location', id: 'loc-pitie-bloc' });
+  const n = scOf(loc).length;
+  const count = (await allEvents()).length;
+  const lastAt = (await allEvents()).at(-1).at;
+  await fkc.delete({ resourceType: 'Location', id: loc.id });
+  const ends = (await allEvents()).slice(count);
+  assert.equal(ends.length, n);
+  assert.ok(ends.every((e) => e.after === null && e.location === loc.id));
+  assert.equal((await capacity(loc.id)).status, 410);
+  const past = await capacity(loc.id, `?_at=${encodeURIComponent(lastAt)}`);
+  assert.equal(past.status, 200);
+  assert.equal(past.json.indicators.length, n);
+});
+
+test('bad queries get a clear OperationOutcome', async () => {
+  for (const [r, what] of [
+    [await capacity('loc-pitie-rea', '?_at=hier'), '_at'],
+    [await capacity('loc-pitie-rea', '?foo=1'), 'foo'],
+    [await events('?after=abc'), 'after'],
+    [await events('?_count=0'), '_count'],
+    [await locEvents('loc-pitie-rea', '?_since=2026-13-45'), '_since'],
+  ]) {
+    assert.equal(r.status, 400, what);
+    assert.equal(r.json.resourceType, 'OperationOutcome');
+    assert.match(r.json.issue[0].diagnostics, new RegExp(what));
+  }
+  assert.equal((await capacity('no-such-location')).status, 404);
+});
