@@ -247,7 +247,8 @@ static int cmd_serve(int argc, char **argv)
                          .reg = reg,
                          .base_path = "/fhir",
                          .software_version = ROR_VERSION,
-                         .term = term};
+                         .term = term,
+                         .events = events};
         api = api_new(&ao);
         http = http_server_new();
         api_routes(api, http);

@@ -22,13 +22,17 @@ struct Api {
     char *capability;
     char *version;
     Terminology *term;
+    struct Events *events;
+    struct CapacityFeed *feed;
 };
 
 char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
 /* terminology_api.c */
 void terminology_api_routes(HttpServer *s, Terminology *t, const char *base);
 /* capacity_api.c */
-void capacity_api_routes(HttpServer *s, Store *store);
+typedef struct CapacityFeed CapacityFeed;
+CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, struct Events *events);
+void capacity_feed_free(CapacityFeed *f);
 
 /* Profile checks, then the codes of bound elements against the loaded NOS value sets. */
 static int resource_check(Api *a, const char *type, json_t *res, Diag *d)
@@ -47,6 +51,7 @@ Api *api_new(const ApiOptions *o)
     a->base = xstrdup(o->base_path ? o->base_path : "/fhir");
     a->version = xstrdup(o->software_version ? o->software_version : "0");
     a->term = o->term;
+    a->events = o->events;
     a->capability = capability_build(o->reg, a->version);
     return a;
 }
@@ -55,6 +60,7 @@ void api_free(Api *a)
 {
     if (!a)
         return;
+    capacity_feed_free(a->feed);
     free(a->base);
     free(a->capability);
     free(a->version);
@@ -879,5 +885,5 @@ void api_routes(Api *a, HttpServer *s)
 #undef ROUTE
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
-    capacity_api_routes(s, a->store);
+    a->feed = capacity_api_routes(s, a->store, a->events);
 }

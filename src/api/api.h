@@ -22,6 +22,7 @@ typedef struct ApiOptions {
     const char *base_path; /* "/fhir" */
     const char *software_version;
     struct Terminology *term; /* NULL: no terminology operations, no code checks on writes */
+    struct Events *events;    /* committed changes (wake the capacity streams); may be NULL */
 } ApiOptions;
 
 Api *api_new(const ApiOptions *o);

@@ -5,7 +5,11 @@
  *                                                 the events, as they were at that instant)
  *   GET /capacity/Location/{id}/events[?indicator=&_since=&_until=&_count=]   time series
  *   GET /capacity/events[?after=<event id>&_count=]   every change after an event, in order
+ *   GET /capacity/stream[?location=&organization=&departement=]   Server-Sent Events: each
+ *       committed change as `id: <event id>` / `event: capacity` / `data: <JSON>`; a client
+ *       that reconnects with Last-Event-ID (or ?after=) gets every change since, none twice.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +17,15 @@
 
 #include "api/api.h"
 #include "capacity/capacity.h"
+#include "events/events.h"
 #include "json/json.h"
 
 #define JSON_TYPE "application/json; charset=utf-8"
 #define EVENTS_MAX 1000
 
-void capacity_api_routes(HttpServer *s, Store *store);
+typedef struct CapacityFeed CapacityFeed;
+CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events);
+void capacity_feed_free(CapacityFeed *f);
 
 __attribute__((format(printf, 3, 4))) static void fail(HttpRequest *r, int err, const char *fmt,
                                                        ...)
@@ -221,9 +228,233 @@ static void h_events(HttpRequest *r, void *ctx)
     events_respond(r, ctx, &q);
 }
 
-void capacity_api_routes(HttpServer *s, Store *store)
+/* ------------------------------------------------------------------ the stream */
+
+struct CapacityFeed {
+    Store *store;
+    pthread_mutex_t lock;
+    struct CapStream *streams;
+};
+
+typedef struct CapStream {
+    CapacityFeed *feed;
+    HttpStream *hs;
+    int64_t last_id; /* the last event considered (sent or filtered out) */
+    bool greeted;
+    char **locations; /* filters (NULL: any) */
+    size_t nlocations;
+    char *organization, *departement;
+    json_t *places; /* location id -> [organization id, département], read once */
+    struct CapStream *prev, *next;
+} CapStream;
+
+/* The département of an INSEE commune code: 2 characters, 3 overseas (97x). */
+static void departement_of(const char *insee, char out[4])
 {
+    size_t n = insee && strncmp(insee, "97", 2) == 0 ? 3 : 2;
+    snprintf(out, 4, "%.*s", (int)n, insee ? insee : "");
+}
+
+/* [organization id, département] of a Location (cached per stream). */
+static json_t *place_of(CapStream *cs, const char *loc)
+{
+    json_t *p = json_object_get(cs->places, loc);
+    if (p)
+        return p;
+    Arena a;
+    arena_init(&a);
+    StoredResource r;
+    json_t *res = NULL;
+    const char *org = "", *insee = NULL;
+    if (store_read(cs->feed->store, &a, "Location", loc, &r, NULL) == 0 &&
+        json_parse(r.body, r.len, &res, NULL) == 0) {
+        const char *ref = json_str(json_object_get(res, "managingOrganization"), "reference");
+        if (ref && strncmp(ref, "Organization/", 13) == 0)
+            org = ref + 13;
+        size_t i;
+        json_t *ext;
+        json_array_foreach(json_object_get(res, "extension"), i, ext)
+        {
+            const char *url = json_str(ext, "url");
+            if (url && strstr(url, "ror-commune-cog"))
+                insee = json_str(
+                    json_array_get(
+                        json_object_get(json_object_get(ext, "valueCodeableConcept"), "coding"), 0),
+                    "code");
+        }
+    }
+    char dep[4];
+    departement_of(insee, dep);
+    p = json_pack("[s,s]", org, dep);
+    json_decref(res);
+    arena_cleanup(&a);
+    if (json_object_size(cs->places) > 10000)
+        json_object_clear(cs->places);
+    json_object_set_new(cs->places, loc, p);
+    return p;
+}
+
+static bool wanted(CapStream *cs, const CapacityEvent *e)
+{
+    if (cs->nlocations) {
+        bool found = false;
+        for (size_t i = 0; i < cs->nlocations && !found; i++)
+            found = strcmp(cs->locations[i], e->location_id) == 0;
+        if (!found)
+            return false;
+    }
+    if (!cs->organization && !cs->departement)
+        return true;
+    json_t *p = place_of(cs, e->location_id);
+    if (cs->organization && strcmp(json_string_value(json_array_get(p, 0)), cs->organization))
+        return false;
+    if (cs->departement && strcmp(json_string_value(json_array_get(p, 1)), cs->departement))
+        return false;
+    return true;
+}
+
+static int cap_pull(void *ctx, Buf *out)
+{
+    CapStream *cs = ctx;
+    if (!cs->greeted) { /* how long a browser waits before reconnecting */
+        cs->greeted = true;
+        buf_adds(out, "retry: 2000\n\n");
+    }
+    Arena a;
+    arena_init(&a);
+    int rc = 0;
+    for (;;) {
+        StoreCapacityQuery q = {.after_id = cs->last_id, .max = 256};
+        CapacityEvent *ev = NULL;
+        size_t n = 0;
+        if ((rc = store_capacity_events(cs->feed->store, &a, &q, &ev, &n, NULL)) != 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            cs->last_id = ev[i].id;
+            if (!wanted(cs, &ev[i]))
+                continue;
+            json_t *j = capacity_event_json(&ev[i]);
+            size_t len = 0;
+            char *text = json_dump_compact(j, &len);
+            json_decref(j);
+            buf_printf(out, "id: %lld\nevent: capacity\ndata: ", (long long)ev[i].id);
+            buf_add(out, text, len);
+            buf_adds(out, "\n\n");
+            free(text);
+        }
+        if (n < q.max || out->len > (1u << 20))
+            break;
+    }
+    arena_cleanup(&a);
+    return rc;
+}
+
+static void cap_done(void *ctx)
+{
+    CapStream *cs = ctx;
+    CapacityFeed *f = cs->feed;
+    pthread_mutex_lock(&f->lock);
+    if (cs->prev)
+        cs->prev->next = cs->next;
+    else
+        f->streams = cs->next;
+    if (cs->next)
+        cs->next->prev = cs->prev;
+    pthread_mutex_unlock(&f->lock);
+    for (size_t i = 0; i < cs->nlocations; i++)
+        free(cs->locations[i]);
+    free(cs->locations);
+    free(cs->organization);
+    free(cs->departement);
+    json_decref(cs->places);
+    free(cs);
+}
+
+static void h_stream(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    static const char *const allowed[] = {"location", "organization", "departement", "after", NULL};
+    if (!unknown_param_or_fail(r, allowed))
+        return;
+    const char *after = query(r, "after");
+    const char *last = http_header(r, "Last-Event-ID");
+    int64_t from = 0;
+    const char *resume = last ? last : after;
+    if (resume) {
+        char *end;
+        from = strtoll(resume, &end, 10);
+        if (*end || from < 0) {
+            fail(r, ERR_INVALID, "Last-Event-ID : identifiant d'événement attendu, pas « %s »",
+                 resume);
+            return;
+        }
+    } else {
+        Diag d = {{0}, {0}};
+        if (store_capacity_last_id(f->store, &from, &d) != 0) { /* only what comes next */
+            http_fail(r, ERR_IO, &d);
+            return;
+        }
+    }
+    CapStream *cs = xcalloc(1, sizeof *cs);
+    cs->feed = f;
+    cs->last_id = from;
+    cs->places = json_object();
+    const char *locs = query(r, "location");
+    for (const char *p = locs; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len) {
+            cs->locations = xrealloc(cs->locations, (cs->nlocations + 1) * sizeof(char *));
+            cs->locations[cs->nlocations++] = xstrndup(p, len);
+        }
+        p = comma ? comma + 1 : p + len;
+    }
+    if (query(r, "organization"))
+        cs->organization = xstrdup(query(r, "organization"));
+    if (query(r, "departement"))
+        cs->departement = xstrdup(query(r, "departement"));
+    pthread_mutex_lock(&f->lock);
+    cs->next = f->streams;
+    if (f->streams)
+        f->streams->prev = cs;
+    f->streams = cs;
+    cs->hs = http_stream_respond(r, "text/event-stream; charset=utf-8", cap_pull, cap_done, cs);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* After each commit (writer thread): a Location changed, so may its capacities. */
+static void on_commit(void *ctx, const EventChange *c, size_t n)
+{
+    CapacityFeed *f = ctx;
+    bool location = false;
+    for (size_t i = 0; i < n && !location; i++)
+        location = strcmp(c[i].type, "Location") == 0;
+    if (!location)
+        return;
+    pthread_mutex_lock(&f->lock);
+    for (CapStream *cs = f->streams; cs; cs = cs->next)
+        http_stream_wake(cs->hs);
+    pthread_mutex_unlock(&f->lock);
+}
+
+CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events)
+{
+    CapacityFeed *f = xcalloc(1, sizeof *f);
+    f->store = store;
+    pthread_mutex_init(&f->lock, NULL);
+    if (events)
+        events_subscribe(events, on_commit, f);
     http_route(s, HTTP_GET, "/capacity/Location/{id}", h_location, store);
     http_route(s, HTTP_GET, "/capacity/Location/{id}/events", h_location_events, store);
     http_route(s, HTTP_GET, "/capacity/events", h_events, store);
+    http_route(s, HTTP_GET, "/capacity/stream", h_stream, f);
+    return f;
+}
+
+void capacity_feed_free(CapacityFeed *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_destroy(&f->lock);
+    free(f);
 }

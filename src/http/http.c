@@ -2,10 +2,12 @@
 #include "http/http.h"
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,6 +26,14 @@ struct HttpServer {
     struct MHD_Daemon *daemon;
     size_t max_body;
     int port;
+    /* open event streams (see http_stream_respond) */
+    pthread_mutex_t streams_lock;
+    struct HttpStream *streams;
+    bool closing; /* http_quiesce: streams end */
+    pthread_t pump;
+    bool pump_running;
+    pthread_cond_t pump_cond;
+    unsigned wakes; /* wake-ups the pump has not looked at */
 };
 
 typedef struct Header {
@@ -34,6 +44,7 @@ typedef struct Header {
 /* Per-connection state between MHD's calls of the access handler. */
 typedef struct Conn {
     HttpRequest req;
+    HttpServer *server;
     Buf body;
     bool started; /* the access handler has seen this request */
     bool too_large;
@@ -92,7 +103,10 @@ void http_fail(HttpRequest *r, int err, const Diag *d)
 
 HttpServer *http_server_new(void)
 {
-    return xcalloc(1, sizeof(HttpServer));
+    HttpServer *s = xcalloc(1, sizeof(HttpServer));
+    pthread_mutex_init(&s->streams_lock, NULL);
+    pthread_cond_init(&s->pump_cond, NULL);
+    return s;
 }
 
 /* Split a path into at most `max` segments, copied into `a` (or malloc'd when a is NULL).
@@ -269,6 +283,7 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *connect
     HttpServer *s = cls;
     (void)connection;
     Conn *c = xcalloc(1, sizeof *c);
+    c->server = s;
     arena_init(&c->req.arena);
     buf_init(&c->body, s->max_body);
     const char *q = strchr(uri, '?');
@@ -385,8 +400,12 @@ void http_resume(HttpRequest *r)
     MHD_resume_connection(r->conn);
 }
 
+static void streams_close(HttpServer *s);
+
 void http_quiesce(HttpServer *s)
 {
+    if (s)
+        streams_close(s);
     if (s && s->daemon) {
         MHD_socket fd = MHD_quiesce_daemon(s->daemon);
         if (fd != MHD_INVALID_SOCKET)
@@ -409,6 +428,205 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
     arena_cleanup(&c->req.arena);
     free(c);
     *con_cls = NULL;
+}
+
+/* ------------------------------------------------------------------ event streams */
+
+/*
+ * A stream is a chunked response whose content reader pulls from the application. When the
+ * application has nothing, the connection is suspended (no thread held, no busy loop) and a
+ * later http_stream_wake resumes it.
+ *
+ * Locking rule: libmicrohttpd is never called while a lock is held. MHD calls the response's
+ * free callback (stream_free) with its own mutex held, and MHD_resume_connection takes that
+ * mutex, so resuming under streams_lock could deadlock. Wakes only set a flag; the pump thread
+ * takes the sleeping streams that were woken (a suspended connection cannot be closed, so its
+ * handle stays valid) and resumes them with no lock held. A resume that lands just before the
+ * suspend it answers is kept by MHD (its `resuming` flag) and applied at once.
+ * `asleep`, `woken`, `ended`, `heartbeat` are guarded by streams_lock; `pending` belongs to
+ * the MHD thread serving the connection.
+ */
+struct HttpStream {
+    HttpServer *server;
+    struct MHD_Connection *conn;
+    HttpStreamPull pull;
+    HttpStreamDone done;
+    void *ctx;
+    Buf pending; /* pulled, not yet sent */
+    size_t sent;
+    bool asleep, woken, ended, heartbeat;
+    struct HttpStream *prev, *next;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    HttpStream *st = cls;
+    HttpServer *s = st->server;
+    for (;;) {
+        if (st->sent < st->pending.len) {
+            size_t n = st->pending.len - st->sent;
+            if (n > max)
+                n = max;
+            memcpy(buf, st->pending.p + st->sent, n);
+            st->sent += n;
+            return (ssize_t)n;
+        }
+        buf_reset(&st->pending);
+        st->sent = 0;
+        pthread_mutex_lock(&s->streams_lock);
+        bool end = s->closing || st->ended, beat = st->heartbeat;
+        st->woken = st->heartbeat = false;
+        pthread_mutex_unlock(&s->streams_lock);
+        if (end)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (st->pull(st->ctx, &st->pending) != 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (st->pending.len == 0 && beat)
+            buf_adds(&st->pending, ": keep-alive\n\n"); /* finds closed clients, keeps proxies */
+        if (st->pending.len > 0)
+            continue;
+        pthread_mutex_lock(&s->streams_lock);
+        bool sleep = !st->woken && !s->closing && !st->ended;
+        if (sleep)
+            st->asleep = true;
+        pthread_mutex_unlock(&s->streams_lock);
+        if (sleep) { /* nothing to send: sleep until the pump resumes us */
+            MHD_suspend_connection(st->conn);
+            return 0;
+        }
+    }
+}
+
+static void stream_free(void *cls)
+{
+    HttpStream *st = cls;
+    HttpServer *s = st->server;
+    pthread_mutex_lock(&s->streams_lock);
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    pthread_mutex_unlock(&s->streams_lock);
+    if (st->done)
+        st->done(st->ctx);
+    buf_cleanup(&st->pending);
+    free(st);
+}
+
+HttpStream *http_stream_respond(HttpRequest *r, const char *content_type, HttpStreamPull pull,
+                                HttpStreamDone done, void *ctx)
+{
+    Conn *c = (Conn *)r;
+    HttpServer *s = c->server;
+    HttpStream *st = xcalloc(1, sizeof *st);
+    st->server = s;
+    st->conn = r->conn;
+    st->pull = pull;
+    st->done = done;
+    st->ctx = ctx;
+    buf_init(&st->pending, 16u << 20);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
+    for (Header *h = c->headers; h; h = h->next)
+        MHD_add_response_header(resp, h->name, h->value);
+    pthread_mutex_lock(&s->streams_lock);
+    st->next = s->streams;
+    if (s->streams)
+        s->streams->prev = st;
+    s->streams = st;
+    pthread_mutex_unlock(&s->streams_lock);
+    r->response = resp;
+    r->status = 200;
+    r->answered = true;
+    return st;
+}
+
+void http_stream_wake(HttpStream *st)
+{
+    HttpServer *s = st->server;
+    pthread_mutex_lock(&s->streams_lock);
+    st->woken = true;
+    s->wakes++;
+    pthread_cond_signal(&s->pump_cond);
+    pthread_mutex_unlock(&s->streams_lock);
+}
+
+void http_stream_end(HttpStream *st)
+{
+    HttpServer *s = st->server;
+    pthread_mutex_lock(&s->streams_lock);
+    st->ended = st->woken = true;
+    s->wakes++;
+    pthread_cond_signal(&s->pump_cond);
+    pthread_mutex_unlock(&s->streams_lock);
+}
+
+#define HEARTBEAT_S 15
+#define PUMP_BATCH 256
+
+/* The pump: resumes the sleeping streams that were woken, and every HEARTBEAT_S seconds wakes
+ * all of them for a keep-alive comment. Exits once closing and no stream sleeps. */
+static void *pump_main(void *arg)
+{
+    HttpServer *s = arg;
+    struct timespec beat;
+    clock_gettime(CLOCK_REALTIME, &beat);
+    beat.tv_sec += HEARTBEAT_S;
+    pthread_mutex_lock(&s->streams_lock);
+    for (;;) {
+        if (!s->wakes && !s->closing &&
+            pthread_cond_timedwait(&s->pump_cond, &s->streams_lock, &beat) != 0) {
+            for (HttpStream *st = s->streams; st; st = st->next)
+                st->heartbeat = st->woken = true;
+            clock_gettime(CLOCK_REALTIME, &beat);
+            beat.tv_sec += HEARTBEAT_S;
+        }
+        s->wakes = 0;
+        struct MHD_Connection *conns[PUMP_BATCH];
+        size_t n = 0;
+        bool more = false;
+        for (HttpStream *st = s->streams; st; st = st->next) {
+            if (st->asleep && (st->woken || s->closing)) {
+                if (n == PUMP_BATCH) {
+                    more = true;
+                    break;
+                }
+                st->asleep = false;
+                conns[n++] = st->conn;
+            }
+        }
+        bool stop = s->closing && n == 0 && !more;
+        pthread_mutex_unlock(&s->streams_lock);
+        for (size_t i = 0; i < n; i++)
+            MHD_resume_connection(conns[i]); /* suspended, hence still open */
+        pthread_mutex_lock(&s->streams_lock);
+        if (more)
+            s->wakes++;
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&s->streams_lock);
+    return NULL;
+}
+
+/* End every stream (quiesce/stop): a suspended connection must be resumed before MHD stops. */
+static void streams_close(HttpServer *s)
+{
+    pthread_mutex_lock(&s->streams_lock);
+    s->closing = true;
+    pthread_cond_signal(&s->pump_cond);
+    pthread_mutex_unlock(&s->streams_lock);
+    if (s->pump_running) {
+        pthread_join(s->pump, NULL);
+        s->pump_running = false;
+    }
 }
 
 int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
@@ -435,6 +653,7 @@ int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
                         o->bind ? o->bind : "127.0.0.1", o->port);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : o->port;
+    s->pump_running = pthread_create(&s->pump, NULL, pump_main, s) == 0;
     return 0;
 }
 
@@ -447,8 +666,11 @@ void http_stop(HttpServer *s)
 {
     if (!s)
         return;
+    streams_close(s);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->streams_lock);
+    pthread_cond_destroy(&s->pump_cond);
     for (size_t i = 0; i < s->nroutes; i++) {
         for (size_t k = 0; k < s->routes[i].nsegs; k++)
             free(s->routes[i].segs[k]);

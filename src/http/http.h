@@ -98,6 +98,25 @@ void http_resume(HttpRequest *r);
 /** Stop accepting connections; requests on open connections are still served. */
 void http_quiesce(HttpServer *s);
 
+/* ---------------------------------------------------------------- event streams
+ * A streaming response (Server-Sent Events): the handler answers with http_stream_respond and
+ * returns; from then on the server calls `pull` whenever the client can take more data. `pull`
+ * appends what it has to `out` (possibly nothing) and returns 0, or non-zero to end the stream.
+ * When it appends nothing, the connection sleeps (no thread held) until http_stream_wake. A
+ * comment line is sent every 15 s of silence. `done` is called once the connection is gone
+ * (client closed, error, server stopping); the stream handle is invalid after it. */
+typedef struct HttpStream HttpStream;
+typedef int (*HttpStreamPull)(void *ctx, Buf *out);
+typedef void (*HttpStreamDone)(void *ctx);
+
+/** Answer `r` with a stream. Returns its handle (valid until `done` is called). */
+HttpStream *http_stream_respond(HttpRequest *r, const char *content_type, HttpStreamPull pull,
+                                HttpStreamDone done, void *ctx);
+/** There may be new data: pull again (thread-safe, cheap when the stream is not sleeping). */
+void http_stream_wake(HttpStream *st);
+/** End the stream after what was pulled is sent (thread-safe). */
+void http_stream_end(HttpStream *st);
+
 /** Request header value (case-insensitive name) or NULL. */
 const char *http_header(HttpRequest *r, const char *name);
 /** Add a response header (before responding). Values are copied. */

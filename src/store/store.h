@@ -216,6 +216,9 @@ typedef struct StoreCapacityQuery {
 int store_capacity_events(Store *s, Arena *a, const StoreCapacityQuery *q, CapacityEvent **out,
                           size_t *n, Diag *d);
 
+/** The id of the last committed capacity event (0 when none). */
+int store_capacity_last_id(Store *s, int64_t *id, Diag *d);
+
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {
     const char *type;

@@ -1373,3 +1373,19 @@ int store_capacity_events(Store *s, Arena *a, const StoreCapacityQuery *q, Capac
         *out = v, *n = cnt;
     return rc;
 }
+
+int store_capacity_last_id(Store *s, int64_t *id, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    sqlite3_stmt *st = conn_stmt(c, "SELECT coalesce(max(id), 0) FROM capacity_event", d);
+    int rc = st ? 0 : ERR_IO;
+    if (st) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *id = sqlite3_column_int64(st, 0);
+        else
+            rc = db_err(c->db, d, "capacity events");
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
