@@ -5,6 +5,12 @@
  *                                                 the events, as they were at that instant)
  *   GET /capacity/Location/{id}/events[?indicator=&_since=&_until=&_count=]   time series
  *   GET /capacity/events[?after=<event id>&_count=]   every change after an event, in order
+ *   POST /capacity/Location/{id}   the mobile form: several indicators of one unit in ONE new
+ *       version (all or nothing): {"source": "01", "version": 3 (optional, else If-Match),
+ *       "indicators": [{"capacityType": "01", "capacityStatus": "02", "temporalityCapacity":
+ *       "01", "temporaryAssignement": "01", ..., "nbCapacity": 4, "comment": "..."}]}; each is
+ *       matched by its dimensions (added when the unit does not have it yet) and stamped with
+ *       the time and source of the declaration.
  *   GET /capacity/stream[?location=&organization=&departement=]   Server-Sent Events: each
  *       committed change as `id: <event id>` / `event: capacity` / `data: <JSON>`; a client
  *       that reconnects with Last-Event-ID (or ?after=) gets every change since, none twice.
@@ -18,6 +24,7 @@
 #include "api/api.h"
 #include "capacity/capacity.h"
 #include "events/events.h"
+#include "fhir/fhir.h"
 #include "json/json.h"
 
 #define JSON_TYPE "application/json; charset=utf-8"
@@ -25,6 +32,7 @@
 
 typedef struct CapacityFeed CapacityFeed;
 CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events);
+#define NOS_TRE "https://mos.esante.gouv.fr/NOS/"
 void capacity_feed_free(CapacityFeed *f);
 
 __attribute__((format(printf, 3, 4))) static void fail(HttpRequest *r, int err, const char *fmt,
@@ -422,6 +430,239 @@ static void h_stream(HttpRequest *r, void *ctx)
     pthread_mutex_unlock(&f->lock);
 }
 
+
+/* ------------------------------------------------------------------ the mobile update */
+
+/* The NOS code system of each dimension (TRE), in capacity_dimensions order, then source. */
+static const char *const dimension_tre[CAPACITY_DIMENSIONS] = {
+    NOS_TRE "TRE_R329-NatureCapacite/FHIR/TRE-R329-NatureCapacite",
+    NOS_TRE "TRE_R330-TypeStatutCapacite/FHIR/TRE-R330-TypeStatutCapacite",
+    NOS_TRE "TRE_R331-TemporaliteCapacite/FHIR/TRE-R331-TemporaliteCapacite",
+    NOS_TRE "TRE_R332-GenreCapacite/FHIR/TRE-R332-GenreCapacite",
+    NOS_TRE "TRE_R333-TypeFermetureCapacite/FHIR/TRE-R333-TypeFermetureCapacite",
+    NOS_TRE "TRE_R334-TypeLitSupplementaire/FHIR/TRE-R334-TypeLitSupplementaire",
+    NOS_TRE "TRE_R336-TypeCrise/FHIR/TRE-R336-TypeCrise",
+    NOS_TRE "TRE_R337-AffectationTemporaire/FHIR/TRE-R337-AffectationTemporaire",
+};
+#define SOURCE_TRE NOS_TRE "TRE_R335-TypeSourceCapacite/FHIR/TRE-R335-TypeSourceCapacite"
+/* dimensions every indicator must have (1..1 in the guide) */
+static const bool dimension_required[CAPACITY_DIMENSIONS] = {true,  true,  true,  false,
+                                                             false, false, false, true};
+
+typedef struct CapUpdate {
+    CapacityFeed *feed;
+    HttpRequest *req;
+    json_t *body;
+    const char *id;
+    int64_t if_match;
+    const char *author;
+    Diag diag;
+    StoredResource out;
+    json_t *indicators; /* the result, built on the writer thread */
+} CapUpdate;
+
+static json_t *concept_ext(const char *url, const char *system, const char *code)
+{
+    return json_pack("{s:s,s:{s:[{s:s,s:s}]}}", "url", url, "valueCodeableConcept", "coding",
+                     "system", system, "code", code);
+}
+
+/* Set (or add) the sub-extension `url` of a capacity extension to `value` (taken). */
+static void sub_set(json_t *ext, const char *url, json_t *value)
+{
+    json_t *subs = json_object_get(ext, "extension");
+    size_t i;
+    json_t *sub;
+    json_array_foreach(subs, i, sub)
+    {
+        const char *u = json_string_value(json_object_get(sub, "url"));
+        if (u && strcmp(u, url) == 0) {
+            json_array_set_new(subs, i, value);
+            return;
+        }
+    }
+    json_array_append_new(subs, value);
+}
+
+static void sub_remove(json_t *ext, const char *url)
+{
+    json_t *subs = json_object_get(ext, "extension");
+    for (size_t i = json_array_size(subs); i-- > 0;) {
+        const char *u = json_string_value(json_object_get(json_array_get(subs, i), "url"));
+        if (u && strcmp(u, url) == 0)
+            json_array_remove(subs, i);
+    }
+}
+
+/* Check one requested indicator and write it into `loc`. */
+static int apply_one(json_t *loc, json_t *want, const char *source, const char *now, size_t n,
+                     Diag *d)
+{
+    if (!json_is_object(want))
+        return diag_set(d, ERR_INVALID, "indicators[%zu] : objet attendu", n);
+    const char *code[CAPACITY_DIMENSIONS];
+    for (int k = 0; k < CAPACITY_DIMENSIONS; k++) {
+        json_t *v = json_object_get(want, capacity_dimensions[k]);
+        code[k] = json_string_value(v);
+        if ((v && (!code[k] || !*code[k] || strchr(code[k], '|') || strlen(code[k]) > 8)) ||
+            (!v && dimension_required[k]))
+            return diag_set(d, ERR_INVALID, "indicators[%zu] : %s %s", n, capacity_dimensions[k],
+                            v ? "doit être un code" : "manquant");
+    }
+    json_t *nb = json_object_get(want, "nbCapacity");
+    if (!json_is_integer(nb) || json_integer_value(nb) < 0 || json_integer_value(nb) > 100000)
+        return diag_set(d, ERR_INVALID, "indicators[%zu] : nbCapacity doit être un entier de 0 "
+                                        "à 100000", n);
+    json_t *comment = json_object_get(want, "comment");
+    if (comment && (!json_is_string(comment) || json_string_length(comment) > 1000))
+        return diag_set(d, ERR_INVALID, "indicators[%zu] : comment doit être un texte court", n);
+    const char *key_known[CAPACITY_DIMENSIONS];
+    char key[CAPACITY_KEY_MAX] = "";
+    for (int k = 0; k < CAPACITY_DIMENSIONS; k++) {
+        key_known[k] = code[k] ? code[k] : "-";
+        strncat(key, key_known[k], sizeof key - strlen(key) - 2);
+        if (k + 1 < CAPACITY_DIMENSIONS)
+            strcat(key, "|");
+    }
+    /* the unit's extension with these dimensions, or a new one */
+    CapacityIndicator *have = NULL;
+    size_t nh = 0;
+    int rc = capacity_indicators(loc, &have, &nh, d);
+    if (rc != 0)
+        return rc;
+    json_t *exts = json_object_get(loc, "extension");
+    if (!json_is_array(exts)) {
+        exts = json_array();
+        json_object_set_new(loc, "extension", exts);
+    }
+    json_t *target = NULL;
+    size_t seen = 0, i;
+    json_t *ext;
+    json_array_foreach(exts, i, ext)
+    {
+        const char *url = json_string_value(json_object_get(ext, "url"));
+        if (!url || strcmp(url, CAPACITY_EXT_URL) != 0)
+            continue;
+        if (strcmp(have[seen++].key, key) == 0)
+            target = ext;
+    }
+    free(have);
+    if (!target) {
+        target = json_pack("{s:s,s:[]}", "url", CAPACITY_EXT_URL, "extension");
+        for (int k = 0; k < CAPACITY_DIMENSIONS; k++)
+            if (code[k])
+                json_array_append_new(json_object_get(target, "extension"),
+                                      concept_ext(capacity_dimensions[k], dimension_tre[k],
+                                                  code[k]));
+        json_array_append_new(exts, target);
+    }
+    sub_set(target, "nbCapacity",
+            json_pack("{s:s,s:I}", "url", "nbCapacity", "valueInteger", json_integer_value(nb)));
+    sub_set(target, "capacitySourceType", concept_ext("capacitySourceType", SOURCE_TRE, source));
+    sub_set(target, "capacityUpdateDate",
+            json_pack("{s:s,s:s}", "url", "capacityUpdateDate", "valueDateTime", now));
+    if (comment && json_string_length(comment))
+        sub_set(target, "comment",
+                json_pack("{s:s,s:O}", "url", "comment", "valueString", comment));
+    else if (comment)
+        sub_remove(target, "comment");
+    return 0;
+}
+
+static int txn_update(StoreTxn *t, void *vctx, Diag *d)
+{
+    CapUpdate *u = vctx;
+    StoredResource cur;
+    int rc = store_txn_read(t, &u->req->arena, "Location", u->id, &cur, d);
+    if (rc != 0)
+        return rc;
+    if (u->if_match > 0 && cur.version != u->if_match)
+        return diag_set(d, ERR_PRECONDITION,
+                        "conflit de version : version attendue %lld, version actuelle %lld",
+                        (long long)u->if_match, (long long)cur.version);
+    json_t *loc = NULL;
+    if ((rc = json_parse(cur.body, cur.len, &loc, d)) != 0)
+        return rc;
+    json_t *source = json_object_get(u->body, "source");
+    const char *src = source ? json_string_value(source) : "01"; /* saisie manuelle */
+    json_t *list = json_object_get(u->body, "indicators");
+    char now[32];
+    time_format_instant(time_now_ms(), now);
+    if (source && (!src || !*src || strlen(src) > 8))
+        rc = diag_set(d, ERR_INVALID, "source : code TRE_R335 attendu");
+    else if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > 64)
+        rc = diag_set(d, ERR_INVALID, "indicators : liste de 1 à 64 indicateurs attendue");
+    for (size_t i = 0; rc == 0 && i < json_array_size(list); i++)
+        rc = apply_one(loc, json_array_get(list, i), src, now, i, d);
+    if (rc == 0)
+        rc = fhir_resource_check("Location", loc, d);
+    if (rc == 0) {
+        StorePut p = {.type = "Location", .id = u->id, .res = loc, .if_match = cur.version,
+                      .author = u->author};
+        rc = store_txn_put(t, &u->req->arena, &p, &u->out, d);
+    }
+    json_decref(loc);
+    return rc;
+}
+
+static void update_done(void *ctx, int rc)
+{
+    CapUpdate *u = ctx;
+    HttpRequest *r = u->req;
+    if (rc != 0) {
+        http_fail(r, rc, &u->diag);
+    } else {
+        char etag[32];
+        snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)u->out.version);
+        http_header_set(r, "ETag", etag);
+        json_t *out = json_pack("{s:s,s:I}", "location", u->id, "version",
+                                (json_int_t)u->out.version);
+        respond_json(r, out);
+    }
+    json_decref(u->body);
+    http_resume(r);
+}
+
+static void h_update(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    Diag d = {{0}, {0}};
+    json_t *body = NULL;
+    if (json_parse(r->body, r->body_len, &body, &d) != 0 || !json_is_object(body)) {
+        json_decref(body);
+        http_fail(r, ERR_INVALID, &d);
+        return;
+    }
+    int64_t if_match = 0;
+    json_t *v = json_object_get(body, "version");
+    const char *hdr = http_header(r, "If-Match");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 1)) {
+        json_decref(body);
+        fail(r, ERR_INVALID, "version : entier positif attendu%s", "");
+        return;
+    }
+    if (v)
+        if_match = json_integer_value(v);
+    else if (hdr && sscanf(hdr, "W/\"%lld\"", (long long *)&if_match) != 1) {
+        json_decref(body);
+        fail(r, ERR_INVALID, "If-Match : W/\"<version>\" attendu, pas « %s »", hdr);
+        return;
+    }
+    CapUpdate *u = arena_alloc(&r->arena, sizeof *u);
+    memset(u, 0, sizeof *u);
+    u->feed = f;
+    u->req = r;
+    u->body = body;
+    u->id = r->params[0];
+    u->if_match = if_match;
+    u->author = arena_printf(&r->arena, "anonyme@%s", r->remote);
+    http_suspend(r);
+    if (store_write_async(f->store, txn_update, u, &u->diag, update_done, u) != 0) {
+        diag_set(&u->diag, ERR_UNAVAILABLE, "le serveur s'arrête");
+        update_done(u, ERR_UNAVAILABLE);
+    }
+}
+
 /* After each commit (writer thread): a Location changed, so may its capacities. */
 static void on_commit(void *ctx, const EventChange *c, size_t n)
 {
@@ -445,6 +686,7 @@ CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events)
     if (events)
         events_subscribe(events, on_commit, f);
     http_route(s, HTTP_GET, "/capacity/Location/{id}", h_location, store);
+    http_route(s, HTTP_POST, "/capacity/Location/{id}", h_update, f);
     http_route(s, HTTP_GET, "/capacity/Location/{id}/events", h_location_events, store);
     http_route(s, HTTP_GET, "/capacity/events", h_events, store);
     http_route(s, HTTP_GET, "/capacity/stream", h_stream, f);

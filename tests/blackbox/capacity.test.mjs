@@ -160,3 +160,47 @@ test('bad queries get a clear OperationOutcome', async () => {
   }
   assert.equal((await capacity('no-such-location')).status, 404);
 });
+
+test('the mobile form: several indicators of one unit in one version, all or nothing', async () => {
+  const origin = new URL(srv.base).origin;
+  const post = (id, body, headers = {}) => raw(srv.base, `${origin}/capacity/Location/${id}`, {
+    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const loc = await fkc.read({ resourceType: 'Location', id: 'loc-mondor-rea' });
+  const avail = scOf(loc).find((e) => code(e, 'capacityStatus') === '02');
+  const dims = (ext) => Object.fromEntries(DIMS.filter((d) => code(ext, d)).map((d) => [d, code(ext, d)]));
+  const count = (await allEvents()).length;
+  const occupied = { ...dims(avail), capacityStatus: '03', nbCapacity: 12 };
+  const ok = await post(loc.id, { source: '02', version: Number(loc.meta.versionId), indicators: [{ ...dims(avail), nbCapacity: 7, comment: 'fin de garde' }, occupied] });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.json.version, Number(loc.meta.versionId) + 1);
+  const evs = (await allEvents()).slice(count);
+  assert.equal(evs.length, 2);
+  assert.ok(evs.every((e) => e.version === ok.json.version && e.source === '02'));
+  assert.deepEqual(evs.map((e) => [e.dimensions.capacityStatus, e.before, e.after]).sort(),
+    [['02', nbOf(avail), 7], ['03', null, 12]].sort());
+  const cur = (await capacity(loc.id)).json.indicators;
+  assert.equal(cur.find((i) => i.dimensions.capacityStatus === '02').comment, 'fin de garde');
+  assert.ok(Date.now() - Date.parse(cur.find((i) => i.dimensions.capacityStatus === '03').updateDate) < 60000, 'stamped now');
+  const after = await fkc.read({ resourceType: 'Location', id: loc.id });
+  assert.equal(scOf(after).length, scOf(loc).length + 1);
+
+  // one bad indicator: nothing written
+  const bad = await post(loc.id, { indicators: [{ ...dims(avail), nbCapacity: 1 }, { capacityType: '01', nbCapacity: 3 }] });
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.issue[0].diagnostics, /indicators\[1\].*capacityStatus/);
+  // a stale version: 412, nothing written
+  const stale = await post(loc.id, { version: Number(loc.meta.versionId), indicators: [{ ...dims(avail), nbCapacity: 2 }] });
+  assert.equal(stale.status, 412);
+  const stale2 = await post(loc.id, { indicators: [{ ...dims(avail), nbCapacity: 2 }] }, { 'If-Match': `W/"${loc.meta.versionId}"` });
+  assert.equal(stale2.status, 412);
+  for (const [r, status] of [[await post('no-such-unit', { indicators: [{ ...dims(avail), nbCapacity: 1 }] }), 404],
+    [await post(loc.id, '{"indicators": [', {}), 400],
+    [await post(loc.id, { indicators: [{ ...dims(avail), nbCapacity: -4 }] }), 400],
+    [await post(loc.id, { indicators: [] }), 400]]) {
+    assert.equal(r.status, status, r.text);
+    assert.equal(r.json.resourceType, 'OperationOutcome');
+  }
+  assert.equal((await fkc.read({ resourceType: 'Location', id: loc.id })).meta.versionId, after.meta.versionId);
+  assert.equal((await allEvents()).length, count + 2);
+});
