@@ -224,6 +224,7 @@ static int cmd_serve(int argc, char **argv)
     HttpServer *http = NULL;
     Api *api = NULL;
     Terminology *term = NULL;
+    CapacityExpiry *expiry = NULL;
     int rc = cli_data_dir_lock(data, &d);
     if (rc == 0)
         rc = cli_registry_load(spec, &reg, &d);
@@ -243,12 +244,18 @@ static int cmd_serve(int argc, char **argv)
     if (rc == 0)
         rc = terminology_start(spec, store, reg, events, &term, &d);
     if (rc == 0) {
+        char *path = xasprintf("%s/capacity.json", spec);
+        rc = capacity_expiry_load(path, &expiry, &d);
+        free(path);
+    }
+    if (rc == 0) {
         ApiOptions ao = {.store = store,
                          .reg = reg,
                          .base_path = "/fhir",
                          .software_version = ROR_VERSION,
                          .term = term,
-                         .events = events};
+                         .events = events,
+                         .capacity_expiry = expiry};
         api = api_new(&ao);
         http = http_server_new();
         api_routes(api, http);
@@ -275,6 +282,7 @@ static int cmd_serve(int argc, char **argv)
     api_free(api);
     store_close(store);
     terminology_free(term);
+    capacity_expiry_free(expiry);
     events_free(events);
     fhir_registry_free(reg);
     return rc == 0 ? 0 : 1;

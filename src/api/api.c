@@ -24,6 +24,7 @@ struct Api {
     Terminology *term;
     struct Events *events;
     struct CapacityFeed *feed;
+    const struct CapacityExpiry *expiry;
 };
 
 char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
@@ -31,7 +32,8 @@ char *capability_build(const FhirRegistry *reg, const char *version); /* capabil
 void terminology_api_routes(HttpServer *s, Terminology *t, const char *base);
 /* capacity_api.c */
 typedef struct CapacityFeed CapacityFeed;
-CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, struct Events *events);
+CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, struct Events *events,
+                                  const struct CapacityExpiry *expiry);
 void capacity_feed_free(CapacityFeed *f);
 
 /* Profile checks, then the codes of bound elements against the loaded NOS value sets. */
@@ -52,6 +54,7 @@ Api *api_new(const ApiOptions *o)
     a->version = xstrdup(o->software_version ? o->software_version : "0");
     a->term = o->term;
     a->events = o->events;
+    a->expiry = o->capacity_expiry;
     a->capability = capability_build(o->reg, a->version);
     return a;
 }
@@ -885,5 +888,5 @@ void api_routes(Api *a, HttpServer *s)
 #undef ROUTE
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
-    a->feed = capacity_api_routes(s, a->store, a->events);
+    a->feed = capacity_api_routes(s, a->store, a->events, a->expiry);
 }

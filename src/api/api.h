@@ -23,6 +23,7 @@ typedef struct ApiOptions {
     const char *software_version;
     struct Terminology *term; /* NULL: no terminology operations, no code checks on writes */
     struct Events *events;    /* committed changes (wake the capacity streams); may be NULL */
+    const struct CapacityExpiry *capacity_expiry; /* staleness table; NULL: 24 h for all */
 } ApiOptions;
 
 Api *api_new(const ApiOptions *o);

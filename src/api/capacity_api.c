@@ -5,6 +5,9 @@
  *                                                 the events, as they were at that instant)
  *   GET /capacity/Location/{id}/events[?indicator=&_since=&_until=&_count=]   time series
  *   GET /capacity/events[?after=<event id>&_count=]   every change after an event, in order
+ *   GET /capacity/stale   indicators older than their expiry (data/capacity.json), oldest
+ *       first: the units to remind. Everywhere, a stale figure is shown as unknown
+ *       (nbCapacity null, lastKnown kept), never as available.
  *   POST /capacity/Location/{id}   the mobile form: several indicators of one unit in ONE new
  *       version (all or nothing): {"source": "01", "version": 3 (optional, else If-Match),
  *       "indicators": [{"capacityType": "01", "capacityStatus": "02", "temporalityCapacity":
@@ -28,10 +31,18 @@
 #include "json/json.h"
 
 #define JSON_TYPE "application/json; charset=utf-8"
+
+struct CapacityFeed {
+    Store *store;
+    const CapacityExpiry *expiry;
+    pthread_mutex_t lock;
+    struct CapStream *streams;
+};
 #define EVENTS_MAX 1000
 
 typedef struct CapacityFeed CapacityFeed;
-CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events);
+CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
+                                  const CapacityExpiry *expiry);
 #define NOS_TRE "https://mos.esante.gouv.fr/NOS/"
 void capacity_feed_free(CapacityFeed *f);
 
@@ -109,9 +120,36 @@ static bool unknown_param_or_fail(HttpRequest *r, const char *const *allowed)
     return true;
 }
 
+/* Mark an indicator stale at `now` (o: {indicator, nbCapacity, updateDate?, changedAt?}):
+ * a stale figure is shown as unknown — nbCapacity null, the last known one kept apart. */
+static void mark_freshness(const CapacityExpiry *x, json_t *o, int64_t changed_at, int64_t now)
+{
+    const char *key = json_string_value(json_object_get(o, "indicator"));
+    int64_t declared =
+        capacity_declared_at(json_string_value(json_object_get(o, "updateDate")), changed_at);
+    double hours = capacity_expiry_hours(x, key);
+    double age = (double)(now - declared) / 3.6e6;
+    bool stale = age > hours;
+    json_object_set_new(o, "ageHours", json_real((double)(int64_t)(age * 10) / 10));
+    json_object_set_new(o, "expiryHours", json_real(hours));
+    json_object_set_new(o, "stale", json_boolean(stale));
+    if (stale) {
+        json_object_set(o, "lastKnown", json_object_get(o, "nbCapacity"));
+        json_object_set_new(o, "nbCapacity", json_null());
+    }
+}
+
+static int64_t instant_of(json_t *o, const char *key, int64_t dflt)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    int64_t lo, hi;
+    return v && time_parse_range(v, strlen(v), &lo, &hi) == 0 ? lo : dflt;
+}
+
 static void h_location(HttpRequest *r, void *ctx)
 {
-    Store *s = ctx;
+    CapacityFeed *f = ctx;
+    Store *s = f->store;
     static const char *const allowed[] = {"_at", NULL};
     const char *id = r->params[0];
     int64_t at = 0;
@@ -166,6 +204,11 @@ static void h_location(HttpRequest *r, void *ctx)
         http_fail(r, rc, &d);
         return;
     }
+    int64_t now = at ? at : time_now_ms();
+    size_t k;
+    json_t *ind;
+    json_array_foreach(indicators, k, ind)
+        mark_freshness(f->expiry, ind, instant_of(ind, "changedAt", loc.last_updated), now);
     char ts[32];
     json_t *out = json_pack("{s:s,s:o}", "location", id, "indicators", indicators);
     if (at) {
@@ -177,6 +220,56 @@ static void h_location(HttpRequest *r, void *ctx)
         json_object_set_new(out, "lastUpdated", json_string(ts));
     }
     respond_json(r, out);
+}
+
+/* GET /capacity/stale: every current indicator older than its expiry, oldest first. */
+static void h_stale(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    static const char *const allowed[] = {NULL};
+    if (!unknown_param_or_fail(r, allowed))
+        return;
+    Diag d = {{0}, {0}};
+    CapacityEvent *ev = NULL;
+    size_t n = 0;
+    int rc = store_capacity_current(f->store, &r->arena, &ev, &n, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    int64_t now = time_now_ms();
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = capacity_event_json(&ev[i]);
+        json_t *o = json_pack(
+            "{s:O,s:O,s:O,s:O,s:O,s:O}", "location", json_object_get(e, "location"), "indicator",
+            json_object_get(e, "indicator"), "dimensions", json_object_get(e, "dimensions"),
+            "nbCapacity", json_object_get(e, "after"), "changedAt", json_object_get(e, "at"),
+            "author", json_object_get(e, "author"));
+        if (json_object_get(e, "updateDate"))
+            json_object_set(o, "updateDate", json_object_get(e, "updateDate"));
+        json_decref(e);
+        mark_freshness(f->expiry, o, ev[i].at, now);
+        if (json_is_true(json_object_get(o, "stale")))
+            json_array_append_new(list, o);
+        else
+            json_decref(o);
+    }
+    /* oldest first: the units to call first */
+    size_t cnt = json_array_size(list);
+    for (size_t i = 1; i < cnt; i++)
+        for (size_t j = i; j > 0; j--) {
+            double a = json_real_value(json_object_get(json_array_get(list, j - 1), "ageHours"));
+            double b = json_real_value(json_object_get(json_array_get(list, j), "ageHours"));
+            if (a >= b)
+                break;
+            json_t *tmp = json_incref(json_array_get(list, j));
+            json_array_set(list, j, json_array_get(list, j - 1));
+            json_array_set_new(list, j - 1, tmp);
+        }
+    char ts[32];
+    time_format_instant(now, ts);
+    respond_json(r, json_pack("{s:s,s:I,s:o}", "at", ts, "total", (json_int_t)cnt, "stale", list));
 }
 
 static void events_respond(HttpRequest *r, Store *s, StoreCapacityQuery *q)
@@ -237,12 +330,6 @@ static void h_events(HttpRequest *r, void *ctx)
 }
 
 /* ------------------------------------------------------------------ the stream */
-
-struct CapacityFeed {
-    Store *store;
-    pthread_mutex_t lock;
-    struct CapStream *streams;
-};
 
 typedef struct CapStream {
     CapacityFeed *feed;
@@ -430,7 +517,6 @@ static void h_stream(HttpRequest *r, void *ctx)
     pthread_mutex_unlock(&f->lock);
 }
 
-
 /* ------------------------------------------------------------------ the mobile update */
 
 /* The NOS code system of each dimension (TRE), in capacity_dimensions order, then source. */
@@ -511,8 +597,10 @@ static int apply_one(json_t *loc, json_t *want, const char *source, const char *
     }
     json_t *nb = json_object_get(want, "nbCapacity");
     if (!json_is_integer(nb) || json_integer_value(nb) < 0 || json_integer_value(nb) > 100000)
-        return diag_set(d, ERR_INVALID, "indicators[%zu] : nbCapacity doit être un entier de 0 "
-                                        "à 100000", n);
+        return diag_set(d, ERR_INVALID,
+                        "indicators[%zu] : nbCapacity doit être un entier de 0 "
+                        "à 100000",
+                        n);
     json_t *comment = json_object_get(want, "comment");
     if (comment && (!json_is_string(comment) || json_string_length(comment) > 1000))
         return diag_set(d, ERR_INVALID, "indicators[%zu] : comment doit être un texte court", n);
@@ -551,9 +639,9 @@ static int apply_one(json_t *loc, json_t *want, const char *source, const char *
         target = json_pack("{s:s,s:[]}", "url", CAPACITY_EXT_URL, "extension");
         for (int k = 0; k < CAPACITY_DIMENSIONS; k++)
             if (code[k])
-                json_array_append_new(json_object_get(target, "extension"),
-                                      concept_ext(capacity_dimensions[k], dimension_tre[k],
-                                                  code[k]));
+                json_array_append_new(
+                    json_object_get(target, "extension"),
+                    concept_ext(capacity_dimensions[k], dimension_tre[k], code[k]));
         json_array_append_new(exts, target);
     }
     sub_set(target, "nbCapacity",
@@ -597,7 +685,10 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
     if (rc == 0)
         rc = fhir_resource_check("Location", loc, d);
     if (rc == 0) {
-        StorePut p = {.type = "Location", .id = u->id, .res = loc, .if_match = cur.version,
+        StorePut p = {.type = "Location",
+                      .id = u->id,
+                      .res = loc,
+                      .if_match = cur.version,
                       .author = u->author};
         rc = store_txn_put(t, &u->req->arena, &p, &u->out, d);
     }
@@ -615,8 +706,8 @@ static void update_done(void *ctx, int rc)
         char etag[32];
         snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)u->out.version);
         http_header_set(r, "ETag", etag);
-        json_t *out = json_pack("{s:s,s:I}", "location", u->id, "version",
-                                (json_int_t)u->out.version);
+        json_t *out =
+            json_pack("{s:s,s:I}", "location", u->id, "version", (json_int_t)u->out.version);
         respond_json(r, out);
     }
     json_decref(u->body);
@@ -678,14 +769,17 @@ static void on_commit(void *ctx, const EventChange *c, size_t n)
     pthread_mutex_unlock(&f->lock);
 }
 
-CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events)
+CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
+                                  const CapacityExpiry *expiry)
 {
     CapacityFeed *f = xcalloc(1, sizeof *f);
     f->store = store;
+    f->expiry = expiry;
     pthread_mutex_init(&f->lock, NULL);
     if (events)
         events_subscribe(events, on_commit, f);
-    http_route(s, HTTP_GET, "/capacity/Location/{id}", h_location, store);
+    http_route(s, HTTP_GET, "/capacity/Location/{id}", h_location, f);
+    http_route(s, HTTP_GET, "/capacity/stale", h_stale, f);
     http_route(s, HTTP_POST, "/capacity/Location/{id}", h_update, f);
     http_route(s, HTTP_GET, "/capacity/Location/{id}/events", h_location_events, store);
     http_route(s, HTTP_GET, "/capacity/events", h_events, store);

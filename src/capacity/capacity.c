@@ -264,3 +264,75 @@ int capacity_state_at(Store *s, const char *id, int64_t at, json_t **out, Diag *
     *out = arr;
     return 0;
 }
+
+/* ------------------------------------------------------------------ staleness */
+
+#define STATUS_MAX 32
+
+struct CapacityExpiry {
+    double default_hours;
+    char status[STATUS_MAX][9];
+    double hours[STATUS_MAX];
+    size_t n;
+};
+
+int capacity_expiry_load(const char *path, CapacityExpiry **out, Diag *d)
+{
+    json_error_t je;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!doc)
+        return diag_set(d, ERR_IO, "%s:%d : %s", path, je.line, je.text);
+    CapacityExpiry *e = xcalloc(1, sizeof *e);
+    json_t *def = json_object_get(doc, "defaultHours");
+    e->default_hours = json_is_number(def) ? json_number_value(def) : 24;
+    int rc = e->default_hours > 0 ? 0 : diag_set(d, ERR_INVALID, "%s : defaultHours > 0", path);
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(doc, "byStatus"), k, v)
+    {
+        if (rc != 0)
+            break;
+        if (e->n == STATUS_MAX || strlen(k) >= sizeof e->status[0] || !json_is_number(v) ||
+            json_number_value(v) <= 0) {
+            rc = diag_set(d, ERR_INVALID, "%s : byStatus.%s doit être un nombre d'heures", path, k);
+            break;
+        }
+        snprintf(e->status[e->n], sizeof e->status[0], "%s", k);
+        e->hours[e->n++] = json_number_value(v);
+    }
+    json_decref(doc);
+    if (rc != 0) {
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void capacity_expiry_free(CapacityExpiry *e)
+{
+    free(e);
+}
+
+double capacity_expiry_hours(const CapacityExpiry *e, const char *key)
+{
+    if (!e)
+        return 24;
+    const char *status = strchr(key, '|'); /* the second dimension */
+    if (status) {
+        status++;
+        size_t len = strcspn(status, "|");
+        for (size_t i = 0; i < e->n; i++)
+            if (strlen(e->status[i]) == len && strncmp(e->status[i], status, len) == 0)
+                return e->hours[i];
+    }
+    return e->default_hours;
+}
+
+int64_t capacity_declared_at(const char *update_date, int64_t changed_at)
+{
+    int64_t lo, hi;
+    if (update_date && time_parse_range(update_date, strlen(update_date), &lo, &hi) == 0)
+        return lo;
+    return changed_at;
+}

@@ -62,4 +62,19 @@ int capacity_state_at(Store *s, const char *id, int64_t at, json_t **out, Diag *
 /** JSON object of an event ({id, location, indicator, dimensions{...}, before, after, ...}). */
 json_t *capacity_event_json(const CapacityEvent *e);
 
+/* ---------------------------------------------------------------- staleness */
+
+/** How long an indicator stays fresh, by capacityStatus (data/capacity.json). */
+typedef struct CapacityExpiry CapacityExpiry;
+
+/** Load the expiry table. ERR_INVALID / ERR_IO with the reason in d. */
+int capacity_expiry_load(const char *path, CapacityExpiry **out, Diag *d);
+/** NULL is a no-op. */
+void capacity_expiry_free(CapacityExpiry *e);
+/** Expiry of an indicator (by the status in its key), in hours; 24 without a table. */
+double capacity_expiry_hours(const CapacityExpiry *e, const char *indicator_key);
+/** When the figure was last declared (epoch ms): its capacityUpdateDate when it parses, else
+ *  `changed_at` (the time of the version that changed it). */
+int64_t capacity_declared_at(const char *update_date, int64_t changed_at);
+
 #endif

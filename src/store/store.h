@@ -216,6 +216,9 @@ typedef struct StoreCapacityQuery {
 int store_capacity_events(Store *s, Arena *a, const StoreCapacityQuery *q, CapacityEvent **out,
                           size_t *n, Diag *d);
 
+/** The latest event of every indicator that exists now (its `after` is set): the current
+ *  capacity state of every Location, with who changed it last and when. *out in a. */
+int store_capacity_current(Store *s, Arena *a, CapacityEvent **out, size_t *n, Diag *d);
 /** The id of the last committed capacity event (0 when none). */
 int store_capacity_last_id(Store *s, int64_t *id, Diag *d);
 

@@ -1316,6 +1316,24 @@ static const char *col_text(Arena *a, sqlite3_stmt *st, int col)
     return v ? arena_strdup(a, (const char *)v) : NULL;
 }
 
+static int capacity_rows(Conn *c, Arena *a, sqlite3_stmt *st, CapacityEvent **out, size_t *n,
+                         Diag *d);
+
+int store_capacity_current(Store *s, Arena *a, CapacityEvent **out, size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    sqlite3_stmt *st = conn_stmt(
+        c,
+        "SELECT e.id, e.loc, r.id, e.version, e.at, e.author, e.indicator, e.before, e.after, "
+        "e.source, e.update_date, e.comment FROM capacity_event e JOIN resource r ON r.pk = e.loc "
+        "WHERE e.id IN (SELECT max(id) FROM capacity_event GROUP BY loc, indicator) "
+        "AND e.after IS NOT NULL AND r.deleted = 0 ORDER BY r.id, e.indicator",
+        d);
+    int rc = st ? capacity_rows(c, a, st, out, n, d) : ERR_IO;
+    reader_release(s, c);
+    return rc;
+}
+
 int store_capacity_events(Store *s, Arena *a, const StoreCapacityQuery *q, CapacityEvent **out,
                           size_t *n, Diag *d)
 {
@@ -1338,6 +1356,15 @@ int store_capacity_events(Store *s, Arena *a, const StoreCapacityQuery *q, Capac
     sqlite3_bind_int64(st, 4, q->to > 0 ? q->to : INT64_MAX);
     sqlite3_bind_int64(st, 5, q->after_id);
     sqlite3_bind_int64(st, 6, q->max > 0 ? (int64_t)q->max : 1000);
+    int rc = capacity_rows(c, a, st, out, n, d);
+    reader_release(s, c);
+    return rc;
+}
+
+/* Read every row of a capacity_event query (columns as in store_capacity_events). */
+static int capacity_rows(Conn *c, Arena *a, sqlite3_stmt *st, CapacityEvent **out, size_t *n,
+                         Diag *d)
+{
     size_t cap = 0, cnt = 0;
     CapacityEvent *v = NULL;
     int step, rc = 0;
@@ -1368,7 +1395,6 @@ int store_capacity_events(Store *s, Arena *a, const StoreCapacityQuery *q, Capac
     if (step != SQLITE_DONE)
         rc = db_err(c->db, d, "capacity events");
     sqlite3_reset(st);
-    reader_release(s, c);
     if (rc == 0)
         *out = v, *n = cnt;
     return rc;

@@ -50,7 +50,8 @@ test('the seed recorded one event per indicator of every demo Location; current 
     }
     const cur = await capacity(l.id);
     assert.equal(cur.status, 200);
-    assert.deepEqual(cur.json.indicators.map((i) => [i.indicator, i.nbCapacity]).sort(),
+    // the demo's figures were declared in 2025: stale now, so shown as unknown with the last known
+    assert.deepEqual(cur.json.indicators.map((i) => [i.indicator, i.nbCapacity ?? i.lastKnown]).sort(),
       scOf(l).map((x) => [keyOf(x), nbOf(x)]).sort());
   }
   // ids strictly increase: a feed in commit order
@@ -74,11 +75,15 @@ test('a bed update is an event with who, when, source, before -> after; as-of gi
   const all = (await locEvents('loc-pitie-rea')).json.events;
   assert.equal(all.length, scOf(loc).length + 2);
   // as of the seed instant, of the first update, and now
-  const at = async (t) => (await capacity('loc-pitie-rea', `?_at=${encodeURIComponent(t)}`)).json.indicators.find((i) => i.indicator === key).nbCapacity;
+  const at = async (t) => {
+    const i = (await capacity('loc-pitie-rea', `?_at=${encodeURIComponent(t)}`)).json.indicators.find((x) => x.indicator === key);
+    return i.nbCapacity ?? i.lastKnown;
+  };
   assert.equal(await at(seedEvent.at), was);
   assert.equal(await at(series[1].at), was + 2);
   assert.equal(await at(series[2].at), was + 1);
-  assert.equal((await capacity('loc-pitie-rea')).json.indicators.find((i) => i.indicator === key).nbCapacity, was + 1);
+  const nowInd = (await capacity('loc-pitie-rea')).json.indicators.find((i) => i.indicator === key);
+  assert.equal(nowInd.nbCapacity ?? nowInd.lastKnown, was + 1);
   // before anything existed: no indicators
   const empty = await capacity('loc-pitie-rea', '?_at=2000-01-01');
   assert.equal(empty.status, 200);
@@ -203,4 +208,32 @@ test('the mobile form: several indicators of one unit in one version, all or not
   }
   assert.equal((await fkc.read({ resourceType: 'Location', id: loc.id })).meta.versionId, after.meta.versionId);
   assert.equal((await allEvents()).length, count + 2);
+});
+
+test('staleness: old declarations are listed for reminders and shown as unknown; a fresh one is not', async () => {
+  const origin = new URL(srv.base).origin;
+  const stale = (await raw(srv.base, `${origin}/capacity/stale`)).json;
+  assert.equal(stale.total, stale.stale.length);
+  for (const e of stale.stale) assert.ok(e.ageHours > e.expiryHours, JSON.stringify(e));
+  for (let i = 1; i < stale.stale.length; i++) assert.ok(stale.stale[i - 1].ageHours >= stale.stale[i].ageHours, 'oldest first');
+  // the untouched demo unit (declared 2025-01-15) is stale, with what it last said
+  const usic = demoOf('Location').find((l) => l.id === 'loc-pitie-usic');
+  for (const ext of scOf(usic)) {
+    const e = stale.stale.find((x) => x.location === usic.id && x.indicator === keyOf(ext));
+    assert.ok(e, keyOf(ext));
+    assert.equal(e.lastKnown, nbOf(ext));
+    assert.equal(e.nbCapacity, null);
+  }
+  const shown = (await capacity(usic.id)).json.indicators;
+  assert.ok(shown.every((i) => i.stale === true && i.nbCapacity === null && typeof i.lastKnown === 'number'));
+  // declared now through the mobile form: fresh, shown, not listed
+  const ext = scOf(usic).find((e) => code(e, 'capacityStatus') === '02') || scOf(usic)[0];
+  const dims = Object.fromEntries(DIMS.filter((d) => code(ext, d)).map((d) => [d, code(ext, d)]));
+  const r = await raw(srv.base, `${origin}/capacity/Location/${usic.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indicators: [{ ...dims, nbCapacity: 3 }] }) });
+  assert.equal(r.status, 200, r.text);
+  const fresh = (await capacity(usic.id)).json.indicators.find((i) => i.indicator === keyOf(ext));
+  assert.deepEqual([fresh.stale, fresh.nbCapacity], [false, 3]);
+  const again = (await raw(srv.base, `${origin}/capacity/stale`)).json.stale;
+  assert.ok(!again.some((x) => x.location === usic.id && x.indicator === keyOf(ext)));
+  assert.equal(again.length, stale.stale.length - 1);
 });
