@@ -8,6 +8,8 @@
  *   GET /capacity/stale   indicators older than their expiry (data/capacity.json), oldest
  *       first: the units to remind. Everywhere, a stale figure is shown as unknown
  *       (nbCapacity null, lastKnown kept), never as available.
+ *   GET /capacity/aggregate[?departement=]   current counts summed by département and
+ *       indicator (fresh figures only; stale units counted apart), and over all départements.
  *   POST /capacity/Location/{id}   the mobile form: several indicators of one unit in ONE new
  *       version (all or nothing): {"source": "01", "version": 3 (optional, else If-Match),
  *       "indicators": [{"capacityType": "01", "capacityStatus": "02", "temporalityCapacity":
@@ -272,6 +274,119 @@ static void h_stale(HttpRequest *r, void *ctx)
     respond_json(r, json_pack("{s:s,s:I,s:o}", "at", ts, "total", (json_int_t)cnt, "stale", list));
 }
 
+/* The département of an INSEE commune code: 2 characters, 3 overseas (97x). */
+static void departement_of(const char *insee, char out[4])
+{
+    size_t n = insee && strncmp(insee, "97", 2) == 0 ? 3 : 2;
+    snprintf(out, 4, "%.*s", (int)n, insee ? insee : "");
+}
+
+/* [organization id, département] of a Location, read once into `cache`. */
+static json_t *place_lookup(Store *store, json_t *cache, const char *loc)
+{
+    json_t *p = json_object_get(cache, loc);
+    if (p)
+        return p;
+    Arena a;
+    arena_init(&a);
+    StoredResource r;
+    json_t *res = NULL;
+    const char *org = "", *insee = NULL;
+    if (store_read(store, &a, "Location", loc, &r, NULL) == 0 &&
+        json_parse(r.body, r.len, &res, NULL) == 0) {
+        const char *ref = json_str(json_object_get(res, "managingOrganization"), "reference");
+        if (ref && strncmp(ref, "Organization/", 13) == 0)
+            org = ref + 13;
+        size_t i;
+        json_t *ext;
+        json_array_foreach(json_object_get(res, "extension"), i, ext)
+        {
+            const char *url = json_str(ext, "url");
+            if (url && strstr(url, "ror-commune-cog"))
+                insee = json_str(
+                    json_array_get(
+                        json_object_get(json_object_get(ext, "valueCodeableConcept"), "coding"), 0),
+                    "code");
+        }
+    }
+    char dep[4];
+    departement_of(insee, dep);
+    p = json_pack("[s,s]", org, dep);
+    json_decref(res);
+    arena_cleanup(&a);
+    if (json_object_size(cache) > 10000)
+        json_object_clear(cache);
+    json_object_set_new(cache, loc, p);
+    return p;
+}
+
+/* GET /capacity/aggregate[?departement=]: current counts summed by département and by
+ * indicator (its dimensions), over the fresh indicators; stale ones are counted apart (their
+ * figures are unknown). `total` sums the same over every département. */
+static void h_aggregate(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    static const char *const allowed[] = {"departement", NULL};
+    if (!unknown_param_or_fail(r, allowed))
+        return;
+    const char *only = query(r, "departement");
+    Diag d = {{0}, {0}};
+    CapacityEvent *ev = NULL;
+    size_t n = 0;
+    int rc = store_capacity_current(f->store, &r->arena, &ev, &n, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    int64_t now = time_now_ms();
+    json_t *places = json_object(), *groups = json_object(), *totals = json_object();
+    for (size_t i = 0; i < n; i++) {
+        const char *dep =
+            json_string_value(json_array_get(place_lookup(f->store, places, ev[i].location_id), 1));
+        if (only && strcmp(dep, only) != 0)
+            continue;
+        int64_t declared = capacity_declared_at(ev[i].update_date, ev[i].at);
+        bool stale =
+            (double)(now - declared) / 3.6e6 > capacity_expiry_hours(f->expiry, ev[i].indicator);
+        char key[CAPACITY_KEY_MAX + 8];
+        snprintf(key, sizeof key, "%s/%s", dep, ev[i].indicator);
+        for (int pass = 0; pass < 2; pass++) {
+            json_t *map = pass ? totals : groups;
+            const char *k = pass ? ev[i].indicator : key;
+            json_t *g = json_object_get(map, k);
+            if (!g) {
+                json_t *e = capacity_event_json(&ev[i]);
+                g = json_pack("{s:s,s:O,s:I,s:I,s:I}", "indicator", ev[i].indicator, "dimensions",
+                              json_object_get(e, "dimensions"), "nbCapacity", (json_int_t)0,
+                              "units", (json_int_t)0, "staleUnits", (json_int_t)0);
+                if (!pass)
+                    json_object_set_new(g, "departement", json_string(dep));
+                json_decref(e);
+                json_object_set_new(map, k, g);
+            }
+            const char *field = stale ? "staleUnits" : "units";
+            json_object_set_new(g, field,
+                                json_integer(json_integer_value(json_object_get(g, field)) + 1));
+            if (!stale)
+                json_object_set_new(
+                    g, "nbCapacity",
+                    json_integer(json_integer_value(json_object_get(g, "nbCapacity")) +
+                                 ev[i].after));
+        }
+    }
+    json_t *glist = json_array(), *tlist = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(groups, k, v) json_array_append(glist, v);
+    json_object_foreach(totals, k, v) json_array_append(tlist, v);
+    json_decref(groups);
+    json_decref(totals);
+    json_decref(places);
+    char ts[32];
+    time_format_instant(now, ts);
+    respond_json(r, json_pack("{s:s,s:o,s:o}", "at", ts, "byDepartement", glist, "total", tlist));
+}
+
 static void events_respond(HttpRequest *r, Store *s, StoreCapacityQuery *q)
 {
     Diag d = {{0}, {0}};
@@ -343,50 +458,9 @@ typedef struct CapStream {
     struct CapStream *prev, *next;
 } CapStream;
 
-/* The département of an INSEE commune code: 2 characters, 3 overseas (97x). */
-static void departement_of(const char *insee, char out[4])
-{
-    size_t n = insee && strncmp(insee, "97", 2) == 0 ? 3 : 2;
-    snprintf(out, 4, "%.*s", (int)n, insee ? insee : "");
-}
-
-/* [organization id, département] of a Location (cached per stream). */
 static json_t *place_of(CapStream *cs, const char *loc)
 {
-    json_t *p = json_object_get(cs->places, loc);
-    if (p)
-        return p;
-    Arena a;
-    arena_init(&a);
-    StoredResource r;
-    json_t *res = NULL;
-    const char *org = "", *insee = NULL;
-    if (store_read(cs->feed->store, &a, "Location", loc, &r, NULL) == 0 &&
-        json_parse(r.body, r.len, &res, NULL) == 0) {
-        const char *ref = json_str(json_object_get(res, "managingOrganization"), "reference");
-        if (ref && strncmp(ref, "Organization/", 13) == 0)
-            org = ref + 13;
-        size_t i;
-        json_t *ext;
-        json_array_foreach(json_object_get(res, "extension"), i, ext)
-        {
-            const char *url = json_str(ext, "url");
-            if (url && strstr(url, "ror-commune-cog"))
-                insee = json_str(
-                    json_array_get(
-                        json_object_get(json_object_get(ext, "valueCodeableConcept"), "coding"), 0),
-                    "code");
-        }
-    }
-    char dep[4];
-    departement_of(insee, dep);
-    p = json_pack("[s,s]", org, dep);
-    json_decref(res);
-    arena_cleanup(&a);
-    if (json_object_size(cs->places) > 10000)
-        json_object_clear(cs->places);
-    json_object_set_new(cs->places, loc, p);
-    return p;
+    return place_lookup(cs->feed->store, cs->places, loc);
 }
 
 static bool wanted(CapStream *cs, const CapacityEvent *e)
@@ -780,6 +854,7 @@ CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
         events_subscribe(events, on_commit, f);
     http_route(s, HTTP_GET, "/capacity/Location/{id}", h_location, f);
     http_route(s, HTTP_GET, "/capacity/stale", h_stale, f);
+    http_route(s, HTTP_GET, "/capacity/aggregate", h_aggregate, f);
     http_route(s, HTTP_POST, "/capacity/Location/{id}", h_update, f);
     http_route(s, HTTP_GET, "/capacity/Location/{id}/events", h_location_events, store);
     http_route(s, HTTP_GET, "/capacity/events", h_events, store);

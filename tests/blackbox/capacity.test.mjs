@@ -237,3 +237,38 @@ test('staleness: old declarations are listed for reminders and shown as unknown;
   assert.ok(!again.some((x) => x.location === usic.id && x.indicator === keyOf(ext)));
   assert.equal(again.length, stale.stale.length - 1);
 });
+
+test('aggregates by département equal a direct sum of every unit\'s current figures', async () => {
+  const origin = new URL(srv.base).origin;
+  // make a few figures fresh so that sums are not all zero
+  for (const id of ['loc-rdebre-ped', 'loc-sainte-anne-psy', 'loc-mignot-mater']) {
+    const loc = await fkc.read({ resourceType: 'Location', id });
+    const indicators = scOf(loc).map((ext, i) => ({
+      ...Object.fromEntries(DIMS.filter((d) => code(ext, d)).map((d) => [d, code(ext, d)])), nbCapacity: 10 + i,
+    }));
+    const r = await raw(srv.base, `${origin}/capacity/Location/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indicators }) });
+    assert.equal(r.status, 200, r.text);
+  }
+  // the expected sums, from each unit's own state and the département of its commune
+  const cog = (l) => l.extension.find((e) => e.url.endsWith('ror-commune-cog')).valueCodeableConcept.coding[0].code;
+  const expected = {};
+  const total = {};
+  for (const l of demoOf('Location')) {
+    const cur = await capacity(l.id);
+    if (cur.status !== 200) continue; // deleted earlier in this file
+    const dep = cog(l).startsWith('97') ? cog(l).slice(0, 3) : cog(l).slice(0, 2);
+    for (const i of cur.json.indicators) {
+      for (const [map, k] of [[expected, `${dep}/${i.indicator}`], [total, i.indicator]]) {
+        map[k] ??= { nb: 0, units: 0, stale: 0 };
+        if (i.stale) map[k].stale++; else { map[k].units++; map[k].nb += i.nbCapacity; }
+      }
+    }
+  }
+  const agg = (await raw(srv.base, `${origin}/capacity/aggregate`)).json;
+  const got = Object.fromEntries(agg.byDepartement.map((g) => [`${g.departement}/${g.indicator}`, { nb: g.nbCapacity, units: g.units, stale: g.staleUnits }]));
+  assert.deepEqual(got, expected);
+  assert.deepEqual(Object.fromEntries(agg.total.map((g) => [g.indicator, { nb: g.nbCapacity, units: g.units, stale: g.staleUnits }])), total);
+  assert.ok(Object.values(total).some((t) => t.nb > 0));
+  const only75 = (await raw(srv.base, `${origin}/capacity/aggregate?departement=75`)).json;
+  assert.ok(only75.byDepartement.length > 0 && only75.byDepartement.every((g) => g.departement === '75'));
+});
