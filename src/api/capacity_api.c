@@ -16,6 +16,10 @@
  *       "01", "temporaryAssignement": "01", ..., "nbCapacity": 4, "comment": "..."}]}; each is
  *       matched by its dimensions (added when the unit does not have it yet) and stamped with
  *       the time and source of the declaration.
+ *   GET|POST /capacity/crisis, POST /capacity/crisis/{id}/close   crises opened and closed
+ *       by the ARS (type TRE_R336, territory "national" or départements), all recorded; extra
+ *       beds (status 06) and crisis indicators are accepted only during an open crisis
+ *       covering the unit (checked by the capacity module on every write).
  *   GET /capacity/stream[?location=&organization=&departement=]   Server-Sent Events: each
  *       committed change as `id: <event id>` / `event: capacity` / `data: <JSON>`; a client
  *       that reconnects with Last-Event-ID (or ?after=) gets every change since, none twice.
@@ -828,6 +832,157 @@ static void h_update(HttpRequest *r, void *ctx)
     }
 }
 
+/* ------------------------------------------------------------------ crises */
+
+typedef struct CrisisWrite {
+    Crisis c;
+    int64_t id;
+    bool close;
+} CrisisWrite;
+
+static int txn_crisis(StoreTxn *t, void *ctx, Diag *d)
+{
+    CrisisWrite *w = ctx;
+    if (w->close)
+        return store_txn_crisis_close(t, w->id, time_now_ms(), w->c.closed_by, d);
+    return store_txn_crisis_open(t, &w->c, &w->id, d);
+}
+
+static bool departement_code(const char *s, size_t n)
+{
+    if (n == 2)
+        return (s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' &&
+                !(s[0] == '2' && s[1] == '0')) ||
+               (s[0] == '2' && (s[1] == 'A' || s[1] == 'B'));
+    return n == 3 && s[0] == '9' && s[1] == '7' && s[2] >= '1' && s[2] <= '8';
+}
+
+static json_t *crisis_json(const Crisis *c)
+{
+    char ts[32];
+    time_format_instant(c->started, ts);
+    json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:b}", "id", (json_int_t)c->id, "type", c->type,
+                          "territory", c->territory, "started", ts, "openedBy", c->opened_by,
+                          "open", c->ended == 0);
+    if (c->ended) {
+        time_format_instant(c->ended, ts);
+        json_object_set_new(o, "ended", json_string(ts));
+        json_object_set_new(o, "closedBy", json_string(c->closed_by ? c->closed_by : ""));
+    }
+    if (c->comment)
+        json_object_set_new(o, "comment", json_string(c->comment));
+    return o;
+}
+
+/* POST /capacity/crisis {"type": "02", "territory": "national" | ["75", "94"], "comment"} */
+static void h_crisis_open(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    Diag d = {{0}, {0}};
+    json_t *body = NULL;
+    if (json_parse(r->body, r->body_len, &body, &d) != 0 || !json_is_object(body)) {
+        json_decref(body);
+        http_fail(r, ERR_INVALID, &d);
+        return;
+    }
+    const char *type = json_string_value(json_object_get(body, "type"));
+    json_t *terr = json_object_get(body, "territory");
+    json_t *comment = json_object_get(body, "comment");
+    Buf t;
+    buf_init(&t, 1024);
+    int rc = 0;
+    if (!type || strlen(type) != 2 || type[0] < '0' || type[0] > '9' || type[1] < '0' ||
+        type[1] > '9')
+        rc = diag_set(&d, ERR_INVALID, "type : code de crise TRE_R336 attendu (01, 02…)");
+    else if (comment && (!json_is_string(comment) || json_string_length(comment) > 1000))
+        rc = diag_set(&d, ERR_INVALID, "comment : texte court attendu");
+    else if (json_is_string(terr) && strcmp(json_string_value(terr), "national") == 0)
+        buf_adds(&t, "national");
+    else if (json_is_array(terr) && json_array_size(terr) > 0 && json_array_size(terr) <= 110) {
+        size_t i;
+        json_t *dep;
+        json_array_foreach(terr, i, dep)
+        {
+            const char *code = json_string_value(dep);
+            if (!code || !departement_code(code, strlen(code))) {
+                rc = diag_set(&d, ERR_INVALID, "territory[%zu] : code de département attendu", i);
+                break;
+            }
+            if (i)
+                buf_adds(&t, ",");
+            buf_adds(&t, code);
+        }
+    } else {
+        rc = diag_set(&d, ERR_INVALID,
+                      "territory : \"national\" ou liste de codes de département attendue");
+    }
+    CrisisWrite w = {.c = {.type = type,
+                           .territory = t.p ? t.p : "",
+                           .started = time_now_ms(),
+                           .opened_by = arena_printf(&r->arena, "anonyme@%s", r->remote),
+                           .comment = json_string_value(comment)}};
+    if (rc == 0)
+        rc = store_write(f->store, txn_crisis, &w, &d);
+    if (rc == 0) {
+        w.c.id = w.id;
+        char loc[64];
+        snprintf(loc, sizeof loc, "/capacity/crisis/%lld", (long long)w.id);
+        http_header_set(r, "Location", loc);
+        json_t *o = crisis_json(&w.c);
+        size_t len = 0;
+        char *text = json_dump_compact(o, &len);
+        json_decref(o);
+        http_respond(r, 201, JSON_TYPE, text, len);
+    } else {
+        http_fail(r, rc, &d);
+    }
+    buf_cleanup(&t);
+    json_decref(body);
+}
+
+static void h_crisis_close(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    char *end;
+    long long id = strtoll(r->params[0], &end, 10);
+    if (*end || id < 1) {
+        fail(r, ERR_NOT_FOUND, "crise %s inconnue", r->params[0]);
+        return;
+    }
+    CrisisWrite w = {.id = id, .close = true};
+    w.c.closed_by = arena_printf(&r->arena, "anonyme@%s", r->remote);
+    Diag d = {{0}, {0}};
+    int rc = store_write(f->store, txn_crisis, &w, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    respond_json(r, json_pack("{s:I,s:b}", "id", (json_int_t)id, "open", 0));
+}
+
+static void h_crisis_list(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    static const char *const allowed[] = {NULL};
+    if (!unknown_param_or_fail(r, allowed))
+        return;
+    Diag d = {{0}, {0}};
+    Crisis *c = NULL;
+    size_t n = 0;
+    int rc = store_crises(f->store, &r->arena, &c, &n, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    json_t *list = json_array();
+    size_t open = 0;
+    for (size_t i = 0; i < n; i++) {
+        open += c[i].ended == 0;
+        json_array_append_new(list, crisis_json(&c[i]));
+    }
+    respond_json(r, json_pack("{s:I,s:o}", "open", (json_int_t)open, "crises", list));
+}
+
 /* After each commit (writer thread): a Location changed, so may its capacities. */
 static void on_commit(void *ctx, const EventChange *c, size_t n)
 {
@@ -855,6 +1010,9 @@ CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
     http_route(s, HTTP_GET, "/capacity/Location/{id}", h_location, f);
     http_route(s, HTTP_GET, "/capacity/stale", h_stale, f);
     http_route(s, HTTP_GET, "/capacity/aggregate", h_aggregate, f);
+    http_route(s, HTTP_GET, "/capacity/crisis", h_crisis_list, f);
+    http_route(s, HTTP_POST, "/capacity/crisis", h_crisis_open, f);
+    http_route(s, HTTP_POST, "/capacity/crisis/{id}/close", h_crisis_close, f);
     http_route(s, HTTP_POST, "/capacity/Location/{id}", h_update, f);
     http_route(s, HTTP_GET, "/capacity/Location/{id}/events", h_location_events, store);
     http_route(s, HTTP_GET, "/capacity/events", h_events, store);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json/json.h"
+#include "store/store.h"
 
 const char *const capacity_dimensions[CAPACITY_DIMENSIONS] = {
     "capacityType",        "capacityStatus",    "temporalityCapacity", "genderCapacityAvailable",
@@ -126,6 +127,82 @@ static int body_indicators(const StoredResource *r, json_t **doc, CapacityIndica
     return rc;
 }
 
+/* The n-th dimension code of a key (into out), "" when absent. */
+static void key_dim(const char *key, int n, char out[16])
+{
+    const char *p = key;
+    for (int k = 0; k < n && p; k++) {
+        p = strchr(p, '|');
+        if (p)
+            p++;
+    }
+    size_t len = p ? strcspn(p, "|") : 0;
+    if (len >= 16 || (len == 1 && *p == '-'))
+        len = 0;
+    memcpy(out, p ? p : "", len);
+    out[len] = '\0';
+}
+
+/* The département of a Location (from its ror-commune-cog), "" when unknown. */
+static void location_departement(json_t *loc, char out[4])
+{
+    out[0] = '\0';
+    size_t i;
+    json_t *ext;
+    json_array_foreach(json_object_get(loc, "extension"), i, ext)
+    {
+        const char *url = json_string_value(json_object_get(ext, "url"));
+        if (!url || !strstr(url, "ror-commune-cog"))
+            continue;
+        const char *code = concept_code(ext);
+        if (code && strlen(code) >= 2)
+            snprintf(out, 4, "%.*s", strncmp(code, "97", 2) == 0 ? 3 : 2, code);
+    }
+}
+
+static bool territory_covers(const char *territory, const char *dep)
+{
+    if (strcmp(territory, "national") == 0)
+        return true;
+    size_t len = strlen(dep);
+    for (const char *p = territory; len && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == len && strncmp(p, dep, n) == 0)
+            return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
+/* Extra beds (status 06) and crisis indicators exist only during a crisis the ARS opened for
+ * the unit's territory (of the indicator's crisis type, when it names one). */
+static int crisis_check(StoreTxn *t, json_t *loc, const CapacityIndicator *ci, Diag *d)
+{
+    char status[16], crisis[16];
+    key_dim(ci->key, 1, status);
+    key_dim(ci->key, 6, crisis);
+    if (strcmp(status, "06") != 0 && !crisis[0])
+        return 0;
+    char dep[4];
+    location_departement(loc, dep);
+    Arena a;
+    arena_init(&a);
+    Crisis *open = NULL;
+    size_t n = 0;
+    int rc = store_txn_crises_open(t, &a, &open, &n, d);
+    bool ok = false;
+    for (size_t i = 0; rc == 0 && i < n && !ok; i++)
+        ok = territory_covers(open[i].territory, dep) &&
+             (!crisis[0] || strcmp(open[i].type, crisis) == 0);
+    arena_cleanup(&a);
+    if (rc == 0 && !ok)
+        rc = diag_set(d, ERR_BUSINESS,
+                      "capacité %s : lits supplémentaires et indicateurs de crise demandent une "
+                      "crise ouverte par l'ARS sur ce territoire (département %s%s%s)",
+                      ci->key, dep[0] ? dep : "inconnu", crisis[0] ? ", type " : "", crisis);
+    return rc;
+}
+
 int capacity_version_hook(void *ctx, StoreTxn *t, const StoredResource *old,
                           const StoredResource *cur, Diag *d)
 {
@@ -150,6 +227,8 @@ int capacity_version_hook(void *ctx, StoreTxn *t, const StoredResource *old,
             same_str(o->source, nv[i].source) && same_str(o->update_date, nv[i].update_date) &&
             same_str(o->comment, nv[i].comment))
             continue; /* unchanged */
+        if ((rc = crisis_check(t, ndoc, &nv[i], d)) != 0)
+            break;
         e.indicator = nv[i].key;
         e.has_before = o && o->has_count;
         e.before = o ? o->count : 0;

@@ -222,6 +222,23 @@ int store_capacity_current(Store *s, Arena *a, CapacityEvent **out, size_t *n, D
 /** The id of the last committed capacity event (0 when none). */
 int store_capacity_last_id(Store *s, int64_t *id, Diag *d);
 
+/** A crisis opened by the ARS: type (TRE_R336 code), territory ("national" or a comma-separated
+ *  list of département codes), when and by whom it was opened and closed (ended 0: open). */
+typedef struct Crisis {
+    int64_t id;
+    const char *type, *territory, *opened_by, *closed_by, *comment;
+    int64_t started, ended;
+} Crisis;
+
+/** Record a new crisis; *id receives its number. */
+int store_txn_crisis_open(StoreTxn *t, const Crisis *c, int64_t *id, Diag *d);
+/** Close crisis `id`. ERR_NOT_FOUND when unknown or already closed. */
+int store_txn_crisis_close(StoreTxn *t, int64_t id, int64_t ended, const char *by, Diag *d);
+/** Every crisis, newest first (*out in a). */
+int store_crises(Store *s, Arena *a, Crisis **out, size_t *n, Diag *d);
+/** The open crises as the transaction sees them. */
+int store_txn_crises_open(StoreTxn *t, Arena *a, Crisis **out, size_t *n, Diag *d);
+
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {
     const char *type;

@@ -70,6 +70,10 @@ static const char *const migrations[] = {
     "  comment TEXT);"
     "CREATE INDEX capacity_event_loc ON capacity_event(loc, indicator, at);"
     "CREATE INDEX capacity_event_at ON capacity_event(at);",
+    /* 5: crises opened and closed by the ARS (extra beds and crisis indicators need one) */
+    "CREATE TABLE crisis(id INTEGER PRIMARY KEY, type TEXT NOT NULL, territory TEXT NOT NULL,"
+    "  started INTEGER NOT NULL, opened_by TEXT NOT NULL, ended INTEGER, closed_by TEXT,"
+    "  comment TEXT);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -1414,4 +1418,96 @@ int store_capacity_last_id(Store *s, int64_t *id, Diag *d)
     }
     reader_release(s, c);
     return rc;
+}
+
+/* ------------------------------------------------------------------ crises */
+
+int store_txn_crisis_open(StoreTxn *t, const Crisis *c, int64_t *id, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(t->conn,
+                                 "INSERT INTO crisis(type, territory, started, opened_by, comment) "
+                                 "VALUES(?1,?2,?3,?4,?5)",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_text(st, 1, c->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->territory, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, c->started);
+    sqlite3_bind_text(st, 4, c->opened_by, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, c->comment, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return db_err(t->conn->db, d, "crisis");
+    *id = sqlite3_last_insert_rowid(t->conn->db);
+    return 0;
+}
+
+int store_txn_crisis_close(StoreTxn *t, int64_t id, int64_t ended, const char *by, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(
+        t->conn, "UPDATE crisis SET ended=?2, closed_by=?3 WHERE id=?1 AND ended IS NULL", d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, ended);
+    sqlite3_bind_text(st, 3, by, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return db_err(t->conn->db, d, "crisis");
+    if (sqlite3_changes(t->conn->db) == 0)
+        return diag_set(d, ERR_NOT_FOUND, "crise %lld inconnue ou déjà close", (long long)id);
+    return 0;
+}
+
+static int crisis_rows(Conn *c, Arena *a, const char *sql, Crisis **out, size_t *n, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c, sql, d);
+    if (!st)
+        return ERR_IO;
+    size_t cap = 0, cnt = 0;
+    Crisis *v = NULL;
+    int step, rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            Crisis *nv = arena_alloc(a, ncap * sizeof *nv);
+            if (cnt)
+                memcpy(nv, v, cnt * sizeof *nv);
+            v = nv, cap = ncap;
+        }
+        Crisis *e = &v[cnt++];
+        e->id = sqlite3_column_int64(st, 0);
+        e->type = col_text(a, st, 1);
+        e->territory = col_text(a, st, 2);
+        e->started = sqlite3_column_int64(st, 3);
+        e->opened_by = col_text(a, st, 4);
+        e->ended = sqlite3_column_int64(st, 5);
+        e->closed_by = col_text(a, st, 6);
+        e->comment = col_text(a, st, 7);
+    }
+    if (step != SQLITE_DONE)
+        rc = db_err(c->db, d, "crisis");
+    sqlite3_reset(st);
+    if (rc == 0)
+        *out = v, *n = cnt;
+    return rc;
+}
+
+#define CRISIS_COLS "id, type, territory, started, opened_by, ended, closed_by, comment"
+
+int store_crises(Store *s, Arena *a, Crisis **out, size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = crisis_rows(c, a, "SELECT " CRISIS_COLS " FROM crisis ORDER BY id DESC", out, n, d);
+    reader_release(s, c);
+    return rc;
+}
+
+int store_txn_crises_open(StoreTxn *t, Arena *a, Crisis **out, size_t *n, Diag *d)
+{
+    return crisis_rows(t->conn, a,
+                       "SELECT " CRISIS_COLS " FROM crisis WHERE ended IS NULL ORDER BY id", out, n,
+                       d);
 }

@@ -272,3 +272,49 @@ test('aggregates by département equal a direct sum of every unit\'s current fig
   const only75 = (await raw(srv.base, `${origin}/capacity/aggregate?departement=75`)).json;
   assert.ok(only75.byDepartement.length > 0 && only75.byDepartement.every((g) => g.departement === '75'));
 });
+
+test('crisis mode: extra beds only during a crisis the ARS opened for the territory; all recorded', async () => {
+  const origin = new URL(srv.base).origin;
+  const post = (path, body) => raw(srv.base, `${origin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const loc = await fkc.read({ resourceType: 'Location', id: 'loc-mondor-rea' }); // Créteil, 94
+  const base = scOf(loc)[0];
+  const dims = Object.fromEntries(DIMS.filter((d) => code(base, d)).map((d) => [d, code(base, d)]));
+  const extra = { ...dims, capacityStatus: '06', additionalBedType: '01', nbCapacity: 4 };
+  const count = (await allEvents()).length;
+  // no crisis: refused, nothing written
+  const refused = await post(`/capacity/Location/${loc.id}`, { indicators: [extra] });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.json.issue[0].code, 'business-rule');
+  assert.match(refused.json.issue[0].diagnostics, /crise/);
+  // a crisis elsewhere (Paris) does not cover Créteil
+  const paris = await post('/capacity/crisis', { type: '02', territory: ['75'], comment: 'plan blanc Paris' });
+  assert.equal(paris.status, 201, paris.text);
+  assert.equal((await post(`/capacity/Location/${loc.id}`, { indicators: [extra] })).status, 400);
+  // the regional crisis: accepted
+  const idf = await post('/capacity/crisis', { type: '02', territory: ['75', '77', '78', '91', '92', '93', '94', '95'] });
+  assert.equal(idf.status, 201);
+  const ok = await post(`/capacity/Location/${loc.id}`, { indicators: [extra, { ...extra, crisisType: '02', capacityStatus: '02', nbCapacity: 2 }] });
+  assert.equal(ok.status, 200, ok.text);
+  // a crisis indicator of another crisis type is refused
+  const other = await post(`/capacity/Location/${loc.id}`, { indicators: [{ ...extra, crisisType: '01', capacityStatus: '02', nbCapacity: 1 }] });
+  assert.equal(other.status, 400);
+  // closed: new extra beds refused again; the record keeps who and when
+  const closed = await post(`/capacity/crisis/${idf.json.id}/close`, {});
+  assert.equal(closed.status, 200);
+  assert.equal((await post(`/capacity/crisis/${idf.json.id}/close`, {})).status, 404, 'closed once');
+  assert.equal((await post(`/capacity/Location/${loc.id}`, { indicators: [{ ...extra, nbCapacity: 9 }] })).status, 400);
+  const list = (await raw(srv.base, `${origin}/capacity/crisis`)).json;
+  assert.equal(list.open, 1);
+  const rec = list.crises.find((c) => c.id === idf.json.id);
+  assert.equal(rec.open, false);
+  assert.match(rec.openedBy, /^anonyme@/);
+  assert.ok(Date.parse(rec.ended) >= Date.parse(rec.started));
+  assert.equal(rec.territory, '75,77,78,91,92,93,94,95');
+  assert.equal((await allEvents()).length, count + 2, 'only the accepted update made events');
+  for (const bad of [{ type: 'x', territory: 'national' }, { type: '02', territory: ['7'] }, { type: '02' }]) {
+    const r = await post('/capacity/crisis', bad);
+    assert.equal(r.status, 400, JSON.stringify(bad));
+    assert.equal(r.json.resourceType, 'OperationOutcome');
+  }
+  await post(`/capacity/crisis/${paris.json.id}/close`, {});
+});
