@@ -112,6 +112,22 @@ static bool count_or_fail(HttpRequest *r, const char *name, size_t *out)
     return true;
 }
 
+/* An event id (`after`, Last-Event-ID): a non-negative integer. NULL value: 0. */
+static bool event_id_or_fail(HttpRequest *r, const char *name, const char *value, int64_t *out)
+{
+    *out = 0;
+    if (!value)
+        return true;
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    if (!*value || *end || v < 0) {
+        fail(r, ERR_INVALID, "%s : identifiant d'événement attendu, pas « %s »", name, value);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 static bool unknown_param_or_fail(HttpRequest *r, const char *const *allowed)
 {
     for (size_t i = 0; i < r->nquery; i++) {
@@ -415,18 +431,10 @@ static void h_location_events(HttpRequest *r, void *ctx)
     static const char *const allowed[] = {"indicator", "_since", "_until", "_count", "after", NULL};
     StoreCapacityQuery q = {
         .location_id = r->params[0], .indicator = query(r, "indicator"), .max = 200};
-    const char *after = query(r, "after");
     if (!unknown_param_or_fail(r, allowed) || !instant_or_fail(r, "_since", false, &q.from) ||
-        !instant_or_fail(r, "_until", true, &q.to) || !count_or_fail(r, "_count", &q.max))
+        !instant_or_fail(r, "_until", true, &q.to) || !count_or_fail(r, "_count", &q.max) ||
+        !event_id_or_fail(r, "after", query(r, "after"), &q.after_id))
         return;
-    if (after) {
-        char *end;
-        q.after_id = strtoll(after, &end, 10);
-        if (*end || q.after_id < 0) {
-            fail(r, ERR_INVALID, "after : identifiant d'événement attendu, pas « %s »", after);
-            return;
-        }
-    }
     events_respond(r, ctx, &q);
 }
 
@@ -434,17 +442,9 @@ static void h_events(HttpRequest *r, void *ctx)
 {
     static const char *const allowed[] = {"after", "_count", NULL};
     StoreCapacityQuery q = {.max = 200};
-    const char *after = query(r, "after");
-    if (!unknown_param_or_fail(r, allowed) || !count_or_fail(r, "_count", &q.max))
+    if (!unknown_param_or_fail(r, allowed) || !count_or_fail(r, "_count", &q.max) ||
+        !event_id_or_fail(r, "after", query(r, "after"), &q.after_id))
         return;
-    if (after) {
-        char *end;
-        q.after_id = strtoll(after, &end, 10);
-        if (*end || q.after_id < 0) {
-            fail(r, ERR_INVALID, "after : identifiant d'événement attendu, pas « %s »", after);
-            return;
-        }
-    }
     events_respond(r, ctx, &q);
 }
 
@@ -549,19 +549,12 @@ static void h_stream(HttpRequest *r, void *ctx)
     static const char *const allowed[] = {"location", "organization", "departement", "after", NULL};
     if (!unknown_param_or_fail(r, allowed))
         return;
-    const char *after = query(r, "after");
     const char *last = http_header(r, "Last-Event-ID");
     int64_t from = 0;
-    const char *resume = last ? last : after;
-    if (resume) {
-        char *end;
-        from = strtoll(resume, &end, 10);
-        if (*end || from < 0) {
-            fail(r, ERR_INVALID, "Last-Event-ID : identifiant d'événement attendu, pas « %s »",
-                 resume);
-            return;
-        }
-    } else {
+    if (!event_id_or_fail(r, last ? "Last-Event-ID" : "after", last ? last : query(r, "after"),
+                          &from))
+        return;
+    if (!last && !query(r, "after")) {
         Diag d = {{0}, {0}};
         if (store_capacity_last_id(f->store, &from, &d) != 0) { /* only what comes next */
             http_fail(r, ERR_IO, &d);

@@ -172,6 +172,8 @@ static void reject_record(ImportSink *k, char *msg)
         k->stop = true;
 }
 
+static void progress_draw(ImportSink *k, bool final);
+
 /* Publish the slots filled since the last call to the workers (parser thread). Slots are
  * handed over in batches: one lock and one wake-up per BATCH records, not per record. */
 static void publish(ImportSink *k)
@@ -213,10 +215,10 @@ static int push(ImportSink *k, json_t *res, const char *text, size_t len, const 
     k->emitted++;
     if (k->filled % BATCH == 0)
         publish(k);
+    if ((k->emitted & 1023) == 0)
+        progress_draw(k, false);
     return 0;
 }
-
-static void progress_draw(ImportSink *k, bool final);
 
 int import_emit(ImportSink *k, json_t *res, const char *file, long line)
 {
@@ -224,10 +226,7 @@ int import_emit(ImportSink *k, json_t *res, const char *file, long line)
         json_array_append_new(k->resources, res);
         return 0;
     }
-    int rc = push(k, res, NULL, 0, file, line);
-    if ((k->emitted & 1023) == 0)
-        progress_draw(k, false);
-    return rc;
+    return push(k, res, NULL, 0, file, line);
 }
 
 int import_emit_text(ImportSink *k, const char *text, size_t len, const char *file, long line)
@@ -239,10 +238,7 @@ int import_emit_text(ImportSink *k, const char *text, size_t len, const char *fi
             return import_reject(k, file, line, "JSON invalide : %s", d.msg);
         return import_emit(k, res, file, line);
     }
-    int rc = push(k, NULL, text, len, file, line);
-    if ((k->emitted & 1023) == 0)
-        progress_draw(k, false);
-    return rc;
+    return push(k, NULL, text, len, file, line);
 }
 
 int import_reject(ImportSink *k, const char *file, long line, const char *fmt, ...)
