@@ -2,6 +2,7 @@
 #include "api/api.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -440,7 +441,14 @@ static void search_respond(HttpRequest *r, Api *a, const SearchPlan *p, const St
         entry_full_url(&b, r, a, &pg->matches[i]);
         buf_adds(&b, ",\"resource\":");
         buf_add(&b, pg->matches[i].body, pg->matches[i].len);
-        buf_adds(&b, ",\"search\":{\"mode\":\"match\"}}");
+        buf_adds(&b, ",\"search\":{\"mode\":\"match\"");
+        if (p->near && !isnan(pg->matches[i].distance)) /* FHIR R4 location-distance */
+            buf_printf(&b,
+                       ",\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/"
+                       "location-distance\",\"valueDistance\":{\"value\":%.6f,\"unit\":\"km\","
+                       "\"system\":\"http://unitsofmeasure.org\",\"code\":\"km\"}}]",
+                       pg->matches[i].distance / 1000.0);
+        buf_adds(&b, "}}");
     }
     for (size_t i = 0; i < pg->nincluded; i++, first = false) {
         if (!first)
@@ -513,6 +521,35 @@ static int form_decode(HttpRequest *r)
     return 0;
 }
 
+/* `near-insee-code=code|distance|unit` (also chained: `location.near-insee-code=`) means a
+ * radius around the commune's centre: rewritten as `near=lat|lon|distance|unit` from the
+ * communes table. Without a distance the parameter keeps its token meaning (that commune). */
+static bool near_insee_rewrite_or_respond(HttpRequest *r, Api *a)
+{
+    static const char suffix[] = "near-insee-code";
+    const size_t sl = sizeof suffix - 1;
+    for (size_t i = 0; i < r->nquery; i++) {
+        const char *name = r->query[i].name, *value = r->query[i].value;
+        size_t len = strlen(name);
+        if (len < sl || strcmp(name + len - sl, suffix) != 0 ||
+            (len > sl && name[len - sl - 1] != '.'))
+            continue;
+        const char *bar = value ? strchr(value, '|') : NULL;
+        if (!bar)
+            continue;
+        char *code = arena_strndup(&r->arena, value, (size_t)(bar - value));
+        TermCommune c;
+        if (!a->term || terminology_commune(a->term, &r->arena, code, &c) != 0 ||
+            !c.has_position) {
+            fail(r, ERR_INVALID, "near-insee-code : commune '%s' inconnue ou sans position", code);
+            return false;
+        }
+        r->query[i].name = arena_printf(&r->arena, "%.*snear", (int)(len - sl), name);
+        r->query[i].value = arena_printf(&r->arena, "%.7f|%.7f%s", c.lat, c.lon, bar);
+    }
+    return true;
+}
+
 static void h_search(HttpRequest *r, void *ctx)
 {
     Api *a = ctx;
@@ -531,6 +568,8 @@ static void h_search(HttpRequest *r, void *ctx)
         fail(r, ERR_INVALID, "trop de paramètres de recherche (au plus %s)", "128");
         return;
     }
+    if (!near_insee_rewrite_or_respond(r, a))
+        return;
     SearchPlan *plan = NULL;
     Diag d = {{0}, {0}};
     int rc =

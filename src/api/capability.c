@@ -58,7 +58,14 @@ static const char rest_doc[] =
     "(location.a=…&location.b=…) portent sur la même ressource cible. "
     "Un _include dont le type source n'est pas le type recherché s'applique aux ressources déjà "
     "incluses (comme :iterate). "
-    "near-insee-code : égalité sur le code INSEE de la commune de l'adresse (sans proximité). "
+    "near=latitude|longitude|distance|unité (km par défaut, m, [mi_i] ; 50 km sans distance) : "
+    "rayon VRAI (distance orthodromique, sphère de 6 371 008,8 m) autour du point, sur "
+    "Location.position ; chaîné sur HealthcareService (location.near) ; _sort=near trie par "
+    "distance croissante (pour un chaînage : le lieu référencé le plus proche dans le rayon) ; "
+    "chaque résultat porte sa distance en km (search.extension location-distance). "
+    "near-insee-code=code : égalité sur le code INSEE de la commune de l'adresse ; "
+    "near-insee-code=code|distance|unité : rayon autour du centre de la commune (table des "
+    "communes importée), comme near. "
     "Patch : FHIRPath Patch (Parameters), y compris conditionnel (PATCH [type]?critères). "
     "Mise à jour : If-Match (412 si la version diffère) ; un corps dont meta.versionId n'est pas "
     "la version actuelle est refusé (409). "
@@ -67,7 +74,7 @@ static const char rest_doc[] =
     "les TRE/JDV de la NOS chargés (ror import nos) ; à l'écriture, les codes des éléments liés "
     "par le guide à un JDV chargé (liaison required) doivent appartenir au JDV (sinon 400 "
     "business-rule). "
-    "Non pris en charge : _filter, _content, _text, near, _elements, XML.";
+    "Non pris en charge : _filter, _content, _text, _elements, XML.";
 
 char *capability_build(const FhirRegistry *reg, const char *version)
 {

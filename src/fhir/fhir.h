@@ -102,6 +102,9 @@ const SearchParam *fhir_registry_param(const FhirRegistry *r, const char *type, 
 /** The parameters of `type`, in load order; *n receives the count. */
 const SearchParam *const *fhir_registry_params(const FhirRegistry *r, const char *type, size_t *n);
 const char *sp_type_name(SpType t);
+/** True for a position parameter (special type with an expression, such as Location `near`):
+ *  indexed as a point, searched by great-circle radius. */
+bool sp_is_geo(const SearchParam *sp);
 
 /* ---------------------------------------------------------------- index extraction */
 
@@ -112,7 +115,8 @@ typedef struct IndexRow {
     const char *s1;    /* token: system | string: folded | reference: target type | uri */
     const char *s2; /* token: code   | string: raw    | reference: target id | quantity: system */
     const char *s3; /* token: folded display/text | reference: raw reference | quantity: code */
-    double num;     /* number, quantity value */
+    double num;     /* number, quantity value; position (special `near`): latitude */
+    double num2;    /* position: longitude */
     int64_t lo, hi; /* date range, epoch ms inclusive */
     int grp;        /* correlation-group instance (1-based), 0 outside any group */
 } IndexRow;
@@ -172,6 +176,7 @@ typedef struct SearchValue {
     const char *ref_type;       /* reference target type, NULL = any of the targets */
     double num, num_lo, num_hi; /* number/quantity: value and implicit-precision range */
     int64_t lo, hi;             /* date range */
+    double lat, lon, radius_m;  /* near: WGS84 point and great-circle radius */
     bool missing;               /* :missing=true */
 } SearchValue;
 
@@ -202,7 +207,7 @@ typedef struct SearchInclude {
 } SearchInclude;
 
 typedef struct SearchSort {
-    const SearchParam *sp;
+    const SearchParam *sp; /* NULL for `_sort=near`: by distance to the plan's near point */
     bool desc;
 } SearchSort;
 
@@ -227,6 +232,11 @@ typedef struct SearchPlan {
     const char **ignored; /* parameters ignored under lenient handling, with a French reason */
     size_t nignored;
     const char *self_query; /* canonical query string of the search (without the cursor) */
+    /* The proximity criterion (`near`, or `location.near` chained through one reference), NULL
+     * when the search has none. Its distance is returned with each match and `_sort=near`
+     * orders by it (for a chain: the nearest of the referenced resources). */
+    const SearchClause *near;
+    const SearchClause *near_via; /* the chaining clause (its sp is the reference), or NULL */
 } SearchPlan;
 
 /**

@@ -261,6 +261,20 @@ static void uri_item(IndexRows *r, const SearchParam *sp, json_t *v)
         row_add(r, sp->code, SP_URI)->s1 = dup(r, json_string_value(v));
 }
 
+/* A FHIR Location.position (or any element with numeric latitude/longitude in range). */
+static void geo_item(IndexRows *r, const SearchParam *sp, json_t *v)
+{
+    json_t *lat = json_object_get(v, "latitude"), *lon = json_object_get(v, "longitude");
+    if (!json_is_number(lat) || !json_is_number(lon))
+        return;
+    double y = json_number_value(lat), x = json_number_value(lon);
+    if (!(y >= -90 && y <= 90 && x >= -180 && x <= 180))
+        return;
+    IndexRow *row = row_add(r, sp->code, SP_SPECIAL);
+    row->num = y;
+    row->num2 = x;
+}
+
 static void item_rows(IndexRows *out, const SearchParam *sp, json_t *v)
 {
     switch (sp->type) {
@@ -271,6 +285,7 @@ static void item_rows(IndexRows *out, const SearchParam *sp, json_t *v)
     case SP_NUMBER: number_item(out, sp, v); break;
     case SP_QUANTITY: quantity_item(out, sp, v); break;
     case SP_URI: uri_item(out, sp, v); break;
+    case SP_SPECIAL: geo_item(out, sp, v); break;
     default: break;
     }
 }

@@ -404,7 +404,7 @@ int fhir_registry_finish(FhirRegistry *r, const char *corrections_path, Diag *d)
     for (int t = 0; types[t].name; t++)
         for (size_t i = 0; i < r->by_type[t].n; i++) {
             SearchParam *p = r->by_type[t].items[i];
-            if (p->type == SP_SPECIAL || p->type == SP_COMPOSITE || !p->expression)
+            if (p->type == SP_COMPOSITE || !p->expression)
                 continue;
             Diag pd = {{0}, {0}};
             if (fhirpath_compile(p->expression, &p->path, &pd) != 0)
@@ -434,4 +434,9 @@ const SearchParam *const *fhir_registry_params(const FhirRegistry *r, const char
     }
     *n = r->by_type[t].n;
     return (const SearchParam *const *)r->by_type[t].items;
+}
+
+bool sp_is_geo(const SearchParam *sp)
+{
+    return sp && sp->type == SP_SPECIAL && sp->path;
 }

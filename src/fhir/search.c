@@ -148,6 +148,53 @@ static int parse_token(SearchPlan *p, const char *raw, SearchValue *v, Diag *d)
     return 0;
 }
 
+#define NEAR_DEFAULT_KM 50.0
+#define NEAR_MAX_KM 20000.0 /* half the Earth's circumference: everything */
+
+/* A strict decimal: no hex, inf, nan or trailing text. */
+static bool parse_decimal(const char *s, double *out)
+{
+    double lo, hi;
+    return parse_number(s, out, &lo, &hi);
+}
+
+/* near = latitude|longitude[|distance[|units]] (FHIR R4 Location `near`, WGS84). Units are
+ * UCUM: km (the default), m, [mi_i]. Without a distance the server's default radius applies. */
+static int parse_near(SearchPlan *p, const char *raw, SearchValue *v, Diag *d)
+{
+    char *parts[5];
+    int n = split_escaped(PA(p), raw, '|', parts, 5);
+    if (n < 2 || n > 4)
+        return diag_set(d, ERR_INVALID,
+                        "near attend latitude|longitude|distance|unité, pas '%s'", raw);
+    double lat, lon, dist = NEAR_DEFAULT_KM, scale = 1000.0;
+    if (!parse_decimal(parts[0], &lat) || lat < -90 || lat > 90)
+        return diag_set(d, ERR_INVALID, "near : latitude invalide '%s' (de -90 à 90)", parts[0]);
+    if (!parse_decimal(parts[1], &lon) || lon < -180 || lon > 180)
+        return diag_set(d, ERR_INVALID, "near : longitude invalide '%s' (de -180 à 180)",
+                        parts[1]);
+    if (n >= 3 && *parts[2] && (!parse_decimal(parts[2], &dist) || dist < 0))
+        return diag_set(d, ERR_INVALID, "near : distance invalide '%s'", parts[2]);
+    if (n == 4 && *parts[3]) {
+        const char *u = parts[3];
+        if (strcmp(u, "km") == 0)
+            scale = 1000.0;
+        else if (strcmp(u, "m") == 0)
+            scale = 1.0;
+        else if (strcmp(u, "[mi_i]") == 0 || strcmp(u, "mi") == 0)
+            scale = 1609.344;
+        else
+            return diag_set(d, ERR_INVALID, "near : unité '%s' non prise en charge (km, m, [mi_i])",
+                            u);
+    }
+    v->lat = lat;
+    v->lon = lon;
+    v->radius_m = dist * scale;
+    if (v->radius_m > NEAR_MAX_KM * 1000.0)
+        v->radius_m = NEAR_MAX_KM * 1000.0;
+    return 0;
+}
+
 static int parse_value(SearchPlan *p, const SearchClause *c, const char *raw, SearchValue *v,
                        Diag *d)
 {
@@ -247,6 +294,10 @@ static int parse_value(SearchPlan *p, const SearchClause *c, const char *raw, Se
             return diag_set(d, ERR_INVALID, "URI vide");
         v->str = arena_strdup(PA(p), raw);
         return 0;
+    case SP_SPECIAL:
+        if (sp_is_geo(c->sp))
+            return parse_near(p, raw, v, d);
+        return diag_set(d, ERR_UNSUPPORTED, "type de paramètre non pris en charge");
     default: return diag_set(d, ERR_UNSUPPORTED, "type de paramètre non pris en charge");
     }
 }
@@ -381,6 +432,10 @@ static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type
         return parse_clause(reg, p, target, dot + 1, value, depth + 1, c->chain, d);
     }
 
+    if (mod && sp_is_geo(sp)) {
+        diag_set(d, ERR_UNKNOWN_PARAM, "modificateur non pris en charge : '%s:%s'", head, mod);
+        return ERR_UNKNOWN_PARAM;
+    }
     if (mod) {
         if (sp->type == SP_REFERENCE && fhir_type_find(mod, strlen(mod))) {
             if (!has_target(sp, mod))
@@ -403,6 +458,8 @@ static int parse_clause(const FhirRegistry *reg, SearchPlan *p, const char *type
         raw[0] = (char *)value;
     if (n < 0)
         return diag_set(d, ERR_INVALID, "trop de valeurs pour '%s' (au plus %d)", head, MAX_VALUES);
+    if (n > 1 && sp_is_geo(sp))
+        return diag_set(d, ERR_INVALID, "%s : une seule position", head);
     c->values = arena_alloc(PA(p), (size_t)n * sizeof *c->values);
     memset(c->values, 0, (size_t)n * sizeof *c->values);
     c->nvalues = (size_t)n;
@@ -464,6 +521,12 @@ static int parse_sort(const FhirRegistry *reg, SearchPlan *p, const char *value,
     for (int i = 0; i < n; i++) {
         bool desc = keys[i][0] == '-';
         const char *code = keys[i] + desc;
+        if (strcmp(code, "near") == 0) { /* by distance; checked once the criteria are known */
+            SearchSort *s = vec_push(PA(p), sorts);
+            s->sp = NULL;
+            s->desc = desc;
+            continue;
+        }
         const SearchParam *sp = fhir_registry_param(reg, p->type, code);
         if (!sp || !sp->path) {
             if (strict)
@@ -520,6 +583,35 @@ static void chains_merge(SearchPlan *p, SearchClause *cs, size_t *n)
         }
         chains_merge(p, a->chain, &a->nchain);
     }
+}
+
+/* The plan's proximity criterion: on the type itself, or chained through one reference
+ * (`location.near`). One at most; `_sort=near` needs one. */
+static int near_find(SearchPlan *p, SearchClause *cs, size_t n, const SearchSort *sorts,
+                     size_t nsorts, Diag *d)
+{
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sp_is_geo(cs[i].sp) && !cs[i].chain) {
+            p->near = &cs[i];
+            p->near_via = NULL;
+            found++;
+        } else if (cs[i].chain && !cs[i].reverse) {
+            for (size_t k = 0; k < cs[i].nchain; k++) {
+                if (sp_is_geo(cs[i].chain[k].sp) && !cs[i].chain[k].chain) {
+                    p->near = &cs[i].chain[k];
+                    p->near_via = &cs[i];
+                    found++;
+                }
+            }
+        }
+    }
+    if (found > 1)
+        return diag_set(d, ERR_INVALID, "un seul critère de proximité (near) par recherche");
+    for (size_t i = 0; i < nsorts; i++)
+        if (!sorts[i].sp && !found)
+            return diag_set(d, ERR_INVALID, "_sort=near demande un critère near");
+    return 0;
 }
 
 static bool is_ignorable(const char *name)
@@ -617,6 +709,11 @@ int fhir_search_parse(const FhirRegistry *reg, const char *type, const QueryPara
         return rc;
     }
     chains_merge(p, clauses.items, &clauses.n);
+    if ((rc = near_find(p, clauses.items, clauses.n, sorts.items, sorts.n, d)) != 0) {
+        buf_cleanup(&self);
+        search_plan_free(p);
+        return rc;
+    }
     p->clauses = clauses.items;
     p->nclauses = clauses.n;
     p->includes = incs.items;

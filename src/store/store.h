@@ -57,6 +57,8 @@ typedef struct StoredResource {
     const char *author;
     const char *body; /* JSON text with id and meta set; "" for a deleted version */
     size_t len;
+    double distance; /* search matches of a plan with `near`: great-circle metres to the point
+                        (for a chained near, to the nearest referenced position); else NaN */
 } StoredResource;
 
 /** Current version of type/id. ERR_NOT_FOUND if it never existed; ERR_GONE (out filled) if

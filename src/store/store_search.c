@@ -309,6 +309,67 @@ static void emit_values(Sql *q, Arena *a, const SearchClause *c, const char *pre
     sql_add(q, ")");
 }
 
+#define METRES_PER_DEGREE 111195.08 /* on the sphere of core's haversine */
+
+/* The pks of the positions within v's great-circle radius: the R*Tree selects a bounding box
+ * (latitude band; longitude band unless it would reach a pole or the antimeridian), the exact
+ * distance decides. */
+static void emit_geo_set(Sql *q, const SearchValue *v)
+{
+    double dlat = v->radius_m / METRES_PER_DEGREE + 1e-6;
+    sql_add(q, "SELECT id FROM sp_geo WHERE lat1 >= ");
+    sql_real(q, v->lat - dlat);
+    sql_add(q, " AND lat0 <= ");
+    sql_real(q, v->lat + dlat);
+    double far_lat = fabs(v->lat) + dlat;
+    if (far_lat < 89.0) {
+        double dlon = dlat / cos(far_lat * M_PI / 180.0);
+        if (v->lon - dlon > -180.0 && v->lon + dlon < 180.0) {
+            sql_add(q, " AND lon1 >= ");
+            sql_real(q, v->lon - dlon);
+            sql_add(q, " AND lon0 <= ");
+            sql_real(q, v->lon + dlon);
+        }
+    }
+    sql_add(q, " AND ror_distance(lat, lon, ");
+    sql_real(q, v->lat);
+    sql_add(q, ", ");
+    sql_real(q, v->lon);
+    sql_add(q, ") <= ");
+    sql_real(q, v->radius_m);
+}
+
+/* The distance of resource r.pk to the plan's near point, in metres: its own position, or the
+ * nearest position within the radius among the resources its chaining reference points to. */
+static void emit_distance(Sql *q, const SearchPlan *p)
+{
+    const SearchValue *v = &p->near->values[0];
+    if (!p->near_via) {
+        sql_add(q, "(SELECT ror_distance(lat, lon, ");
+        sql_real(q, v->lat);
+        sql_add(q, ", ");
+        sql_real(q, v->lon);
+        sql_add(q, ") FROM sp_geo WHERE id = r.pk)");
+        return;
+    }
+    sql_add(q, "(SELECT min(ror_distance(g.lat, g.lon, ");
+    sql_real(q, v->lat);
+    sql_add(q, ", ");
+    sql_real(q, v->lon);
+    sql_add(q, ")) FROM sp_reference s JOIN resource t ON t.type = s.ttype AND t.id = s.tid"
+               " JOIN sp_geo g ON g.id = t.pk WHERE s.res = r.pk AND s.param = ");
+    sql_param(q, p->type, p->near_via->sp->code);
+    sql_add(q, " AND t.type = ");
+    sql_text(q, p->near_via->chain_type);
+    sql_add(q, " AND t.deleted = 0 AND ror_distance(g.lat, g.lon, ");
+    sql_real(q, v->lat);
+    sql_add(q, ", ");
+    sql_real(q, v->lon);
+    sql_add(q, ") <= ");
+    sql_real(q, v->radius_m);
+    sql_add(q, ")");
+}
+
 /* A subquery yielding the pk of every live resource of `type` that matches `c`. */
 static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
 {
@@ -333,6 +394,10 @@ static void emit_set(Sql *q, Arena *a, const SearchClause *c, const char *type)
         sql_text(q, c->chain_type);
         sql_add(q, " AND t.deleted = 0");
         emit_conds(q, a, c->chain, c->nchain, c->chain_type, "t.pk");
+        return;
+    }
+    if (sp_is_geo(c->sp)) {
+        emit_geo_set(q, &c->values[0]);
         return;
     }
     bool negate = c->mod == MOD_NOT || (c->mod == MOD_MISSING && c->values[0].missing);
@@ -466,6 +531,12 @@ static void emit_where(Sql *q, Arena *a, const SearchPlan *p)
 
 static void emit_sort_expr(Sql *q, const SearchPlan *p, const SearchSort *s)
 {
+    if (!s->sp) { /* _sort=near (the parser checked that the plan has a near criterion) */
+        sql_add(q, "coalesce(");
+        emit_distance(q, p);
+        sql_add(q, ", 9e999)");
+        return;
+    }
     const char *col;
     switch (s->sp->type) {
     case SP_TOKEN: col = "code"; break;
@@ -606,6 +677,7 @@ static void row_fill(Arena *a, sqlite3_stmt *st, StoredResource *out, int64_t *p
     out->author = arena_strdup(a, (const char *)sqlite3_column_text(st, 6));
     out->len = (size_t)sqlite3_column_bytes(st, 7);
     out->body = arena_strndup(a, (const char *)sqlite3_column_text(st, 7), out->len);
+    out->distance = NAN;
 }
 
 /* A growable set of resources with their pks (duplicates refused). */
@@ -772,6 +844,11 @@ int search_run(Conn *c, Arena *a, const SearchPlan *p, StorePage *out, Diag *d)
         sql_add(&q, ", ");
         emit_sort_expr(&q, p, &p->sorts[i]);
     }
+    int dist_col = 8 + (int)p->nsorts;
+    if (p->near) {
+        sql_add(&q, ", ");
+        emit_distance(&q, p);
+    }
     sql_add(&q, " FROM resource r");
     emit_where(&q, a, p);
     if (p->cursor)
@@ -807,6 +884,8 @@ int search_run(Conn *c, Arena *a, const SearchPlan *p, StorePage *out, Diag *d)
         }
         StoredResource r;
         row_fill(a, st, &r, &pk);
+        if (p->near && sqlite3_column_type(st, dist_col) != SQLITE_NULL)
+            r.distance = sqlite3_column_double(st, dist_col);
         set_add(&matches, &r, pk);
         if (matches.n == (size_t)p->count) {
             char *cur = cursor_make(st, 8, p->nsorts, pk);

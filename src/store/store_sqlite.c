@@ -74,6 +74,17 @@ static const char *const migrations[] = {
     "CREATE TABLE crisis(id INTEGER PRIMARY KEY, type TEXT NOT NULL, territory TEXT NOT NULL,"
     "  started INTEGER NOT NULL, opened_by TEXT NOT NULL, ended INTEGER, closed_by TEXT,"
     "  comment TEXT);",
+    /* 6: positions (Location.position, the `near` parameter) in an R*Tree for radius searches.
+     * The box is the point itself (the R*Tree keeps 32-bit floats, rounded outwards); the exact
+     * coordinates are auxiliary columns, from which distances are computed. id = resource pk. */
+    "CREATE VIRTUAL TABLE sp_geo USING rtree(id, lat0, lat1, lon0, lon1, +lat REAL, +lon REAL);"
+    "INSERT INTO sp_geo(id, lat0, lat1, lon0, lon1, lat, lon)"
+    "  SELECT pk, y, y, x, x, y, x FROM (SELECT pk,"
+    "    json_extract(body, '$.position.latitude') AS y,"
+    "    json_extract(body, '$.position.longitude') AS x"
+    "    FROM resource WHERE type = 'Location' AND deleted = 0)"
+    "  WHERE typeof(y) IN ('integer', 'real') AND typeof(x) IN ('integer', 'real')"
+    "    AND y BETWEEN -90 AND 90 AND x BETWEEN -180 AND 180;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -178,6 +189,21 @@ static int conn_exec(Conn *c, const char *sql, Diag *d)
     return 0;
 }
 
+/* ror_distance(lat1, lon1, lat2, lon2): great-circle metres (core's haversine); NULL when an
+ * argument is NULL. */
+static void sql_distance(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    double v[4];
+    for (int i = 0; i < argc; i++) {
+        if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
+            sqlite3_result_null(ctx);
+            return;
+        }
+        v[i] = sqlite3_value_double(argv[i]);
+    }
+    sqlite3_result_double(ctx, geo_distance_m(v[0], v[1], v[2], v[3]));
+}
+
 static int conn_open(const char *path, bool writer, Conn **out, Diag *d)
 {
     Conn *c = xcalloc(1, sizeof *c);
@@ -189,6 +215,9 @@ static int conn_open(const char *path, bool writer, Conn **out, Diag *d)
         return rc;
     }
     sqlite3_busy_timeout(c->db, 10000);
+    sqlite3_create_function(c->db, "ror_distance", 4,
+                            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                            sql_distance, NULL, NULL);
     sqlite3_progress_handler(c->db, 4096, conn_progress, c);
     int rc = conn_exec(c,
                        writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
@@ -813,7 +842,7 @@ static int index_delete(Conn *c, int64_t pk, Diag *d)
         "DELETE FROM sp_token WHERE res=?1",     "DELETE FROM sp_string WHERE res=?1",
         "DELETE FROM sp_reference WHERE res=?1", "DELETE FROM sp_date WHERE res=?1",
         "DELETE FROM sp_number WHERE res=?1",    "DELETE FROM sp_quantity WHERE res=?1",
-        "DELETE FROM sp_uri WHERE res=?1",
+        "DELETE FROM sp_uri WHERE res=?1",       "DELETE FROM sp_geo WHERE id=?1",
     };
     for (size_t i = 0; i < sizeof del / sizeof del[0]; i++) {
         sqlite3_stmt *st = conn_stmt(c, del[i], d);
@@ -839,6 +868,9 @@ static int index_row_insert(Conn *c, int64_t pk, int64_t param, const IndexRow *
     case SP_NUMBER: sql = "INSERT INTO sp_number VALUES(?1,?2,?3,?6)"; break;
     case SP_QUANTITY: sql = "INSERT INTO sp_quantity VALUES(?1,?2,?3,?4,?5,?6)"; break;
     case SP_URI: sql = "INSERT INTO sp_uri VALUES(?1,?2,?3,?6)"; break;
+    case SP_SPECIAL: /* a position: one per resource (a second one is ignored) */
+        sql = "INSERT OR IGNORE INTO sp_geo VALUES(?1,?3,?3,?4,?4,?3,?4)";
+        break;
     default: return 0;
     }
     if ((r->kind == SP_STRING || r->kind == SP_URI) && !r->s1)
@@ -855,6 +887,10 @@ static int index_row_insert(Conn *c, int64_t pk, int64_t param, const IndexRow *
         sqlite3_bind_int64(st, 4, r->hi);
         break;
     case SP_NUMBER: sqlite3_bind_double(st, 3, r->num); break;
+    case SP_SPECIAL:
+        sqlite3_bind_double(st, 3, r->num);
+        sqlite3_bind_double(st, 4, r->num2);
+        break;
     case SP_QUANTITY:
         sqlite3_bind_double(st, 3, r->num);
         sqlite3_bind_text(st, 4, r->s2, -1, SQLITE_STATIC);
