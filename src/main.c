@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "capacity/capacity.h"
+#include "orient/orient.h"
 #include "cli.h"
 #include "core/core.h"
 #include "events/events.h"
@@ -166,6 +167,30 @@ static int terminology_start(const char *spec, Store *store, const FhirRegistry 
     return 0;
 }
 
+/* The orientation index follows committed Organization/Location/HealthcareService changes. */
+static void on_orient_events(void *ctx, const EventChange *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        orient_note_change(ctx, c[i].type, c[i].id);
+}
+
+static int orient_start(Store *store, const FhirRegistry *reg, const CapacityExpiry *expiry,
+                        Events *events, Orient **out, Diag *d)
+{
+    OrientOptions oo = {.store = store, .reg = reg, .expiry = expiry};
+    int rc = orient_open(&oo, out, d);
+    if (rc != 0)
+        return rc;
+    events_subscribe(events, on_orient_events, *out);
+    OrientStats st;
+    orient_stats(*out, &st);
+    log_info("orient: %zu organisations, %zu locations (%zu positioned), %zu services, %zu codes, "
+             "%zu words, built in %.0f ms",
+             st.organizations, st.locations, st.positioned, st.services, st.codes, st.words,
+             st.build_ms);
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     const char *data = "ror-data", *bind = "127.0.0.1", *seed = NULL;
@@ -225,6 +250,7 @@ static int cmd_serve(int argc, char **argv)
     Api *api = NULL;
     Terminology *term = NULL;
     CapacityExpiry *expiry = NULL;
+    Orient *orient = NULL;
     int rc = cli_data_dir_lock(data, &d);
     if (rc == 0)
         rc = cli_registry_load(spec, &reg, &d);
@@ -248,6 +274,8 @@ static int cmd_serve(int argc, char **argv)
         rc = capacity_expiry_load(path, &expiry, &d);
         free(path);
     }
+    if (rc == 0)
+        rc = orient_start(store, reg, expiry, events, &orient, &d);
     if (rc == 0) {
         ApiOptions ao = {.store = store,
                          .reg = reg,
@@ -255,7 +283,8 @@ static int cmd_serve(int argc, char **argv)
                          .software_version = ROR_VERSION,
                          .term = term,
                          .events = events,
-                         .capacity_expiry = expiry};
+                         .capacity_expiry = expiry,
+                         .orient = orient};
         api = api_new(&ao);
         http = http_server_new();
         api_routes(api, http);
@@ -280,6 +309,7 @@ static int cmd_serve(int argc, char **argv)
         store_drain(store);
     http_stop(http);
     api_free(api);
+    orient_free(orient); /* before the store: its updater reads from it */
     store_close(store);
     terminology_free(term);
     capacity_expiry_free(expiry);

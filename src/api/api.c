@@ -26,6 +26,8 @@ struct Api {
     struct Events *events;
     struct CapacityFeed *feed;
     const struct CapacityExpiry *expiry;
+    struct Orient *orient;
+    void *orient_api;
 };
 
 char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
@@ -36,6 +38,8 @@ typedef struct CapacityFeed CapacityFeed;
 CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, struct Events *events,
                                   const struct CapacityExpiry *expiry);
 void capacity_feed_free(CapacityFeed *f);
+/* orient_api.c */
+void *orient_api_routes(HttpServer *s, struct Orient *orient, Terminology *term, Store *store);
 
 /* Profile checks, then the codes of bound elements against the loaded NOS value sets. */
 static int resource_check(Api *a, const char *type, json_t *res, Diag *d)
@@ -56,6 +60,7 @@ Api *api_new(const ApiOptions *o)
     a->term = o->term;
     a->events = o->events;
     a->expiry = o->capacity_expiry;
+    a->orient = o->orient;
     a->capability = capability_build(o->reg, a->version);
     return a;
 }
@@ -65,6 +70,7 @@ void api_free(Api *a)
     if (!a)
         return;
     capacity_feed_free(a->feed);
+    free(a->orient_api);
     free(a->base);
     free(a->capability);
     free(a->version);
@@ -928,4 +934,6 @@ void api_routes(Api *a, HttpServer *s)
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
     a->feed = capacity_api_routes(s, a->store, a->events, a->expiry);
+    if (a->orient)
+        a->orient_api = orient_api_routes(s, a->orient, a->term, a->store);
 }

@@ -24,6 +24,7 @@ typedef struct ApiOptions {
     struct Terminology *term; /* NULL: no terminology operations, no code checks on writes */
     struct Events *events;    /* committed changes (wake the capacity streams); may be NULL */
     const struct CapacityExpiry *capacity_expiry; /* staleness table; NULL: 24 h for all */
+    struct Orient *orient; /* the orientation engine (GET|POST /orientation); may be NULL */
 } ApiOptions;
 
 Api *api_new(const ApiOptions *o);

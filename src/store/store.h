@@ -81,6 +81,12 @@ typedef struct StorePage {
     const char *next_cursor; /* NULL on the last page */
 } StorePage;
 
+/** Call fn for the current version of every live resource of `type` (pk order), from one
+ *  read snapshot; the StoredResource's strings are valid during the call only. Stops at fn's
+ *  first non-zero result and returns it. For building in-memory views at start. */
+int store_each(Store *s, const char *type, int (*fn)(void *ctx, const StoredResource *r),
+               void *ctx, Diag *d);
+
 /** Run a search plan. Paging is keyset-based on the sort keys then the internal row number,
  *  so a page never repeats or skips a resource that existed through the paging.
  *  ERR_TOO_LARGE when it runs past the store's query timeout. */
@@ -240,6 +246,19 @@ int store_txn_crisis_close(StoreTxn *t, int64_t id, int64_t ended, const char *b
 int store_crises(Store *s, Arena *a, Crisis **out, size_t *n, Diag *d);
 /** The open crises as the transaction sees them. */
 int store_txn_crises_open(StoreTxn *t, Arena *a, Crisis **out, size_t *n, Diag *d);
+
+/** An orientation search that found nothing (a "gap" in the offer, for the ARS to review). */
+typedef struct StoreGap {
+    int64_t id;
+    int64_t at; /* epoch ms */
+    const char *author;
+    const char *query; /* the search as a JSON object text */
+} StoreGap;
+
+/** Record a gap. */
+int store_txn_gap_add(StoreTxn *t, int64_t at, const char *author, const char *query, Diag *d);
+/** Gaps recorded at or after `since` (epoch ms), newest first, at most `max` (*out in a). */
+int store_gaps(Store *s, Arena *a, int64_t since, size_t max, StoreGap **out, size_t *n, Diag *d);
 
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {

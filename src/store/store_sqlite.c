@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,10 @@ static const char *const migrations[] = {
     "    FROM resource WHERE type = 'Location' AND deleted = 0)"
     "  WHERE typeof(y) IN ('integer', 'real') AND typeof(x) IN ('integer', 'real')"
     "    AND y BETWEEN -90 AND 90 AND x BETWEEN -180 AND 180;",
+    /* 7: orientation searches that found nothing, for the ARS to review */
+    "CREATE TABLE orient_gap(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, author TEXT NOT NULL,"
+    "  query TEXT NOT NULL);"
+    "CREATE INDEX orient_gap_at ON orient_gap(at);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -692,6 +697,44 @@ int store_read(Store *s, Arena *a, const char *type, const char *id, StoredResou
 {
     Conn *c = reader_acquire(s);
     int rc = conn_read(c, a, type, id, out, d);
+    reader_release(s, c);
+    return rc;
+}
+
+int store_each(Store *s, const char *type, int (*fn)(void *ctx, const StoredResource *r),
+               void *ctx, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = 0;
+    /* not the cached statement: fn may use this thread's other store calls meanwhile */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT pk, id, version, last_updated, author, body FROM resource "
+                           "WHERE type = ?1 AND deleted = 0 ORDER BY pk",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_err(c->db, d, "each");
+        goto done;
+    }
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    int step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        StoredResource r = {
+            .pk = sqlite3_column_int64(st, 0),
+            .type = type,
+            .id = (const char *)sqlite3_column_text(st, 1),
+            .version = sqlite3_column_int64(st, 2),
+            .last_updated = sqlite3_column_int64(st, 3),
+            .author = (const char *)sqlite3_column_text(st, 4),
+            .body = (const char *)sqlite3_column_text(st, 5),
+            .len = (size_t)sqlite3_column_bytes(st, 5),
+            .distance = NAN,
+        };
+        rc = fn(ctx, &r);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_err(c->db, d, "each");
+done:
+    sqlite3_finalize(st);
     reader_release(s, c);
     return rc;
 }
@@ -1546,4 +1589,49 @@ int store_txn_crises_open(StoreTxn *t, Arena *a, Crisis **out, size_t *n, Diag *
     return crisis_rows(t->conn, a,
                        "SELECT " CRISIS_COLS " FROM crisis WHERE ended IS NULL ORDER BY id", out, n,
                        d);
+}
+
+int store_txn_gap_add(StoreTxn *t, int64_t at, const char *author, const char *query, Diag *d)
+{
+    sqlite3_stmt *st =
+        conn_stmt(t->conn, "INSERT INTO orient_gap(at, author, query) VALUES(?1,?2,?3)", d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, at);
+    sqlite3_bind_text(st, 2, author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, query, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(t->conn->db, d, "gap");
+}
+
+int store_gaps(Store *s, Arena *a, int64_t since, size_t max, StoreGap **out, size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = 0;
+    *n = 0;
+    *out = arena_alloc(a, (max ? max : 1) * sizeof **out);
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "SELECT id, at, author, query FROM orient_gap WHERE at >= ?1 "
+                                 "ORDER BY id DESC LIMIT ?2",
+                                 d);
+    if (!st) {
+        rc = ERR_IO;
+    } else {
+        sqlite3_bind_int64(st, 1, since);
+        sqlite3_bind_int64(st, 2, (int64_t)max);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            StoreGap *g = &(*out)[(*n)++];
+            g->id = sqlite3_column_int64(st, 0);
+            g->at = sqlite3_column_int64(st, 1);
+            g->author = arena_strdup(a, (const char *)sqlite3_column_text(st, 2));
+            g->query = arena_strdup(a, (const char *)sqlite3_column_text(st, 3));
+        }
+        if (step != SQLITE_DONE)
+            rc = db_err(c->db, d, "gaps");
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
 }

@@ -1,0 +1,611 @@
+/* api orientation: "where can this patient go, now, near here?" for regulators and the UI.
+ *
+ *   GET /orientation?need=&need=&lat=&lon=|commune=|postal=|place=&radius=&age=&open_now=
+ *       &beds=&limit=&widen=&sensitive=
+ *   POST /orientation   the same as a JSON object ({"need": ["..."], "lat": 48.8, ...})
+ *       need: a code ("system|code", or a bare code such as 356) or French free text
+ *       ("réanimation pédiatrique"): text matches names and code labels word by word (prefixes,
+ *       accents and case aside) and the NOS concepts whose display or synonym contains it.
+ *       Needs are AND-ed. The place: coordinates, an INSEE commune code, a postal code, or a
+ *       commune name. Results nearest first, each with its distance, why it matched, its
+ *       current available beds and their age. With fewer than 2 results the radius doubles up
+ *       to max_radius (200 km) unless widen=false, and the answer says so. A search that finds
+ *       nothing is recorded as a gap.
+ *   GET /orientation/gaps[?since=&_count=]   the searches that found nothing, newest first
+ *   GET /orientation/suggest?q=[&limit=]     type-ahead: NOS concepts and unit names
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "json/json.h"
+#include "orient/orient.h"
+#include "terminology/terminology.h"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+#define NEEDS_MAX 8
+#define NEED_CODES_MAX 40
+#define LIMIT_DEFAULT 20
+#define LIMIT_MAX 200
+#define RADIUS_DEFAULT_KM 20.0
+#define RADIUS_MAX_KM 1000.0
+#define WIDEN_MAX_KM 200.0
+#define WIDEN_MIN_RESULTS 2
+
+typedef struct OrientApi {
+    Orient *orient;
+    Terminology *term;
+    Store *store;
+} OrientApi;
+
+__attribute__((format(printf, 3, 4))) static void fail(HttpRequest *r, int err, const char *fmt,
+                                                       ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    Diag d = {{0}, {0}};
+    vsnprintf(d.msg, sizeof d.msg, fmt, ap);
+    va_end(ap);
+    http_fail(r, err, &d);
+}
+
+static void respond_json(HttpRequest *r, json_t *v)
+{
+    size_t len = 0;
+    char *text = json_dump_compact(v, &len);
+    json_decref(v);
+    http_respond(r, 200, JSON_TYPE, text, len);
+}
+
+/* ------------------------------------------------------------------ the query */
+
+/* The request's parameters as one JSON object (GET query or POST body): repeated `need`
+ * become an array; everything else is a string (GET) or a JSON value (POST). */
+static json_t *params_or_respond(HttpRequest *r)
+{
+    if (r->method == HTTP_POST) {
+        json_t *body = NULL;
+        Diag d = {{0}, {0}};
+        if (json_parse(r->body, r->body_len, &body, &d) != 0) {
+            http_fail(r, ERR_INVALID, &d);
+            return NULL;
+        }
+        if (!json_is_object(body)) {
+            json_decref(body);
+            fail(r, ERR_INVALID, "%s", "objet JSON attendu");
+            return NULL;
+        }
+        return body;
+    }
+    json_t *p = json_object();
+    json_t *needs = json_array();
+    for (size_t i = 0; i < r->nquery; i++) {
+        if (strcmp(r->query[i].name, "need") == 0)
+            json_array_append_new(needs, json_string(r->query[i].value));
+        else
+            json_object_set_new(p, r->query[i].name, json_string(r->query[i].value));
+    }
+    json_object_set_new(p, "need", needs);
+    return p;
+}
+
+/* A number member given as a JSON number or as text. */
+static bool num_of(json_t *p, const char *key, double *out)
+{
+    json_t *v = json_object_get(p, key);
+    if (!v)
+        return false;
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return true;
+    }
+    const char *s = json_string_value(v);
+    char *end;
+    if (!s || !*s)
+        return false;
+    *out = strtod(s, &end);
+    return !*end && isfinite(*out);
+}
+
+static bool has(json_t *p, const char *key)
+{
+    return json_object_get(p, key) != NULL;
+}
+
+/* A boolean member: true/false, "true"/"false"/"1"/"0"/"oui"/"non". -1 when invalid. */
+static int bool_of(json_t *p, const char *key, bool dflt)
+{
+    json_t *v = json_object_get(p, key);
+    if (!v)
+        return dflt;
+    if (json_is_boolean(v))
+        return json_is_true(v);
+    const char *s = json_string_value(v);
+    if (!s)
+        return -1;
+    if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "oui") || !*s)
+        return 1;
+    if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "non"))
+        return 0;
+    return -1;
+}
+
+static const char *str_of(json_t *p, const char *key)
+{
+    return json_string_value(json_object_get(p, key));
+}
+
+/* A need that looks like a code: "system|code", or a bare code (letters/digits with a digit,
+ * no space: "356", "J55"). Anything else is text. */
+static bool looks_like_code(const char *s)
+{
+    if (strchr(s, '|'))
+        return !strchr(s, ' ');
+    bool digit = false;
+    for (const char *c = s; *c; c++) {
+        if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
+            return false;
+        digit |= isdigit((unsigned char)*c) != 0;
+    }
+    return digit && *s;
+}
+
+/* Free text also means the NOS concepts whose display or synonym holds it (communes aside). */
+static void need_expand(OrientApi *o, Arena *a, const char *text, const char **codes, size_t *n)
+{
+    if (!o->term)
+        return;
+    TermCode found[NEED_CODES_MAX];
+    size_t len = strlen(text);
+    size_t k = terminology_search(o->term, a, NULL, text,
+                                  len >= 4 ? TERM_MATCH_CONTAINS : TERM_MATCH_PREFIX, found,
+                                  NEED_CODES_MAX);
+    for (size_t i = 0; i < k && *n < NEED_CODES_MAX; i++) {
+        if (strcmp(found[i].system, TERM_COMMUNES_URL) == 0)
+            continue;
+        codes[(*n)++] = arena_printf(a, "%s|%s", found[i].system, found[i].code);
+    }
+}
+
+typedef struct Place {
+    double lat, lon;
+    const char *label;
+    const char *commune;
+} Place;
+
+static bool commune_place(const TermCommune *c, Place *pl, Arena *a)
+{
+    if (!c->has_position)
+        return false;
+    pl->lat = c->lat;
+    pl->lon = c->lon;
+    pl->label = arena_strdup(a, c->name);
+    pl->commune = arena_strdup(a, c->code);
+    return true;
+}
+
+static bool place_or_respond(HttpRequest *r, OrientApi *o, json_t *p, Place *pl)
+{
+    memset(pl, 0, sizeof *pl);
+    double lat, lon;
+    if (has(p, "lat") || has(p, "lon")) {
+        if (!num_of(p, "lat", &lat) || !num_of(p, "lon", &lon) || fabs(lat) > 90 ||
+            fabs(lon) > 180) {
+            fail(r, ERR_INVALID, "%s", "lat et lon : coordonnées WGS84 en degrés décimaux");
+            return false;
+        }
+        pl->lat = lat;
+        pl->lon = lon;
+        pl->label = "position donnée";
+        return true;
+    }
+    TermCommune c[1];
+    const char *v;
+    if (o->term && (v = str_of(p, "commune")) != NULL) {
+        if (terminology_commune(o->term, &r->arena, v, &c[0]) == 0 &&
+            commune_place(&c[0], pl, &r->arena))
+            return true;
+        fail(r, ERR_INVALID, "commune '%s' inconnue (code INSEE attendu)", v);
+        return false;
+    }
+    if (o->term && (v = str_of(p, "postal")) != NULL) {
+        if (terminology_communes_by_postal(o->term, &r->arena, v, c, 1) == 1 &&
+            commune_place(&c[0], pl, &r->arena))
+            return true;
+        fail(r, ERR_INVALID, "code postal '%s' inconnu", v);
+        return false;
+    }
+    if (o->term && (v = str_of(p, "place")) != NULL && *v) {
+        if (terminology_communes_complete(o->term, &r->arena, v, c, 1) == 1 &&
+            commune_place(&c[0], pl, &r->arena))
+            return true;
+        fail(r, ERR_INVALID, "lieu '%s' introuvable dans la table des communes", v);
+        return false;
+    }
+    fail(r, ERR_INVALID, "%s",
+         "lieu requis : lat et lon, commune (code INSEE), postal (code postal) ou place (nom "
+         "de commune)");
+    return false;
+}
+
+/* ------------------------------------------------------------------ the answer */
+
+static const char *param_label(const char *param)
+{
+    static const struct {
+        const char *param, *label;
+    } labels[] = {
+        {"specialty", "activité opérationnelle"},
+        {"service-type", "champ d'activité"},
+        {"service-category", "catégorie d'offre"},
+        {"characteristic", "caractéristique (mode de prise en charge, acte…)"},
+        {"patient-type", "public pris en charge"},
+        {"type", "type"},
+        {"equipment-type", "équipement"},
+        {"equipment-feature", "caractéristique d'équipement"},
+        {"residential-type", "type d'hébergement"},
+        {"capacity-type", "nature de capacité"},
+        {"nom", "nom"},
+    };
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+        if (strcmp(labels[i].param, param) == 0)
+            return labels[i].label;
+    return param;
+}
+
+static json_t *why_json(OrientApi *o, Arena *a, const OrientWhy *w, const OrientHit *h,
+                        json_t *texts)
+{
+    json_t *j = json_pack("{s:s,s:s}", "source", w->source, "param", w->param);
+    if (!w->system) { /* a name match */
+        json_object_set_new(j, "text", json_string(w->code));
+        json_array_append_new(texts, json_sprintf("%s : « %s » correspond à « %s »",
+                                                  w->source, w->code,
+                                                  h->name ? h->name : h->org_name ? h->org_name
+                                                                                  : h->id));
+        return j;
+    }
+    json_object_set_new(j, "system", json_string(w->system));
+    json_object_set_new(j, "code", json_string(w->code));
+    const char *display = NULL;
+    TermConcept c;
+    if (o->term && terminology_lookup(o->term, a, w->system, NULL, w->code, &c, NULL) == 0)
+        display = c.display;
+    if (display)
+        json_object_set_new(j, "display", json_string(display));
+    json_array_append_new(texts, json_sprintf("%s (%s) : %s%s%s", param_label(w->param),
+                                              w->source, w->code, display ? " — " : "",
+                                              display ? display : ""));
+    return j;
+}
+
+static json_t *hit_json(OrientApi *o, Arena *a, const OrientHit *h, size_t rank, int64_t now)
+{
+    json_t *j = json_pack("{s:I,s:s,s:s,s:s}", "rank", (json_int_t)rank, "type", h->type, "id",
+                          h->id, "reference", arena_printf(a, "%s/%s", h->type, h->id));
+    if (h->name)
+        json_object_set_new(j, "name", json_string(h->name));
+    if (h->org_id) {
+        json_t *org =
+            json_pack("{s:s}", "reference", arena_printf(a, "Organization/%s", h->org_id));
+        if (h->org_name)
+            json_object_set_new(org, "name", json_string(h->org_name));
+        json_object_set_new(j, "organization", org);
+    }
+    json_object_set_new(j, "location",
+                        json_pack("{s:s,s:f,s:f}", "reference",
+                                  arena_printf(a, "Location/%s", h->location_id), "lat", h->lat,
+                                  "lon", h->lon));
+    json_object_set_new(j, "distance_km", json_real(round(h->distance_km * 1000.0) / 1000.0));
+    json_t *beds = json_object();
+    json_object_set_new(beds, "available", h->beds >= 0 ? json_integer(h->beds) : json_null());
+    if (h->beds_at) {
+        char ts[32];
+        time_format_instant(h->beds_at, ts);
+        json_object_set_new(beds, "declaredAt", json_string(ts));
+        json_object_set_new(beds, "ageMinutes", json_integer((now - h->beds_at) / 60000));
+    }
+    json_object_set_new(j, "beds", beds);
+    json_object_set_new(j, "open", h->open < 0 ? json_null() : json_boolean(h->open));
+    json_object_set_new(j, "sensitive", json_boolean(h->sensitive));
+    json_t *texts = json_array(), *matched = json_array();
+    for (size_t i = 0; i < h->nwhy; i++)
+        json_array_append_new(matched, why_json(o, a, &h->why[i], h, texts));
+    char km[32];
+    snprintf(km, sizeof km, "%.1f", h->distance_km);
+    for (char *c = km; *c; c++)
+        if (*c == '.')
+            *c = ','; /* French decimal comma */
+    json_array_append_new(texts, json_sprintf("à %s km", km));
+    if (h->beds > 0)
+        json_array_append_new(texts, json_sprintf("%lld lit(s) disponible(s) déclaré(s) il y a "
+                                                  "%lld min",
+                                                  (long long)h->beds,
+                                                  (long long)((now - h->beds_at) / 60000)));
+    json_object_set_new(j, "why", texts);
+    json_object_set_new(j, "matched", matched);
+    return j;
+}
+
+/* ------------------------------------------------------------------ gaps */
+
+typedef struct GapWrite {
+    int64_t at;
+    char *author;
+    char *query;
+} GapWrite;
+
+static int txn_gap(StoreTxn *t, void *ctx, Diag *d)
+{
+    GapWrite *g = ctx;
+    return store_txn_gap_add(t, g->at, g->author, g->query, d);
+}
+
+static void gap_done(void *ctx, int rc)
+{
+    GapWrite *g = ctx;
+    if (rc != 0)
+        log_warn("orientation: gap not recorded (%s)", err_name(rc));
+    free(g->author);
+    free(g->query);
+    free(g);
+}
+
+static Diag gap_diag; /* store_write_async wants one that outlives the call; never read */
+
+static void gap_record(OrientApi *o, HttpRequest *r, json_t *query)
+{
+    GapWrite *g = xcalloc(1, sizeof *g);
+    g->at = time_now_ms();
+    g->author = xasprintf("anonyme@%s", r->remote); /* named users come with authentication */
+    g->query = json_dump_compact(query, NULL);
+    if (!g->query || store_write_async(o->store, txn_gap, g, &gap_diag, gap_done, g) != 0) {
+        free(g->author);
+        free(g->query);
+        free(g);
+    }
+}
+
+/* ------------------------------------------------------------------ handlers */
+
+static void h_orientation(HttpRequest *r, void *ctx)
+{
+    OrientApi *o = ctx;
+    int64_t t0 = time_mono_ns();
+    json_t *p = params_or_respond(r);
+    if (!p)
+        return;
+    /* needs */
+    json_t *jn = json_object_get(p, "need");
+    if (json_is_string(jn)) {
+        json_t *arr = json_array();
+        json_array_append(arr, jn);
+        json_object_set_new(p, "need", arr);
+        jn = arr;
+    }
+    if (jn && !json_is_array(jn)) {
+        json_decref(p);
+        fail(r, ERR_INVALID, "%s", "need : texte ou code, ou liste de textes et de codes");
+        return;
+    }
+    OrientNeed needs[NEEDS_MAX];
+    size_t nneeds = 0, i;
+    json_t *v;
+    json_array_foreach(jn, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (!s || !*s)
+            continue;
+        if (nneeds == NEEDS_MAX || strlen(s) > 200) {
+            json_decref(p);
+            fail(r, ERR_INVALID, "au plus %d besoins de 200 caractères", NEEDS_MAX);
+            return;
+        }
+        OrientNeed *n = &needs[nneeds++];
+        const char **codes = arena_alloc(&r->arena, NEED_CODES_MAX * sizeof *codes);
+        size_t nc = 0;
+        n->text = NULL;
+        if (looks_like_code(s)) {
+            codes[nc++] = arena_strdup(&r->arena, s);
+        } else {
+            n->text = arena_strdup(&r->arena, s);
+            need_expand(o, &r->arena, s, codes, &nc);
+        }
+        n->codes = codes;
+        n->ncodes = nc;
+    }
+    Place pl;
+    if (!place_or_respond(r, o, p, &pl)) {
+        json_decref(p);
+        return;
+    }
+    OrientQuery q = {.needs = needs,
+                     .nneeds = nneeds,
+                     .lat = pl.lat,
+                     .lon = pl.lon,
+                     .radius_km = RADIUS_DEFAULT_KM,
+                     .max_radius_km = WIDEN_MAX_KM,
+                     .min_results = WIDEN_MIN_RESULTS,
+                     .age = -1,
+                     .now_ms = time_now_ms(),
+                     .limit = LIMIT_DEFAULT};
+    double x;
+    const char *bad = NULL;
+    if (has(p, "radius") && (!num_of(p, "radius", &x) || !(x > 0) || x > RADIUS_MAX_KM))
+        bad = "radius : rayon en km, de 0 à 1000";
+    else if (has(p, "radius"))
+        q.radius_km = x;
+    if (has(p, "max_radius") &&
+        (!num_of(p, "max_radius", &x) || !(x > 0) || x > RADIUS_MAX_KM))
+        bad = "max_radius : rayon en km, de 0 à 1000";
+    else if (has(p, "max_radius"))
+        q.max_radius_km = x;
+    if (has(p, "age") && (!num_of(p, "age", &x) || x < 0 || x > 150 || x != floor(x)))
+        bad = "age : âge en années (entier de 0 à 150)";
+    else if (has(p, "age"))
+        q.age = (int)x;
+    if (has(p, "limit") && (!num_of(p, "limit", &x) || x < 1 || x > LIMIT_MAX || x != floor(x)))
+        bad = "limit : entier de 1 à 200";
+    else if (has(p, "limit"))
+        q.limit = (size_t)x;
+    int open = bool_of(p, "open_now", false), beds = bool_of(p, "beds", false);
+    int widen = bool_of(p, "widen", true), sens = bool_of(p, "sensitive", true);
+    if (open < 0 || beds < 0 || widen < 0 || sens < 0)
+        bad = "open_now, beds, widen, sensitive : true ou false";
+    if (bad) {
+        json_decref(p);
+        fail(r, ERR_INVALID, "%s", bad);
+        return;
+    }
+    q.open_now = open;
+    q.beds_now = beds;
+    q.with_sensitive = sens;
+    if (!widen)
+        q.min_results = 0;
+
+    OrientResult res;
+    Diag d = {{0}, {0}};
+    int rc = orient_search(o->orient, &r->arena, &q, &res, &d);
+    if (rc != 0) {
+        json_decref(p);
+        http_fail(r, rc, &d);
+        return;
+    }
+    int64_t t1 = time_mono_ns();
+    json_t *out = json_object();
+    json_t *place = json_pack("{s:f,s:f,s:s}", "lat", pl.lat, "lon", pl.lon, "label", pl.label);
+    if (pl.commune)
+        json_object_set_new(place, "commune", json_string(pl.commune));
+    json_object_set_new(out, "place", place);
+    json_object_set_new(out, "requested_radius_km", json_real(q.radius_km));
+    json_object_set_new(out, "radius_km", json_real(res.radius_km));
+    json_object_set_new(out, "widened", json_boolean(res.widened > 0));
+    if (res.widened)
+        json_object_set_new(
+            out, "message",
+            json_sprintf("Moins de %zu résultat(s) dans un rayon de %g km : rayon élargi à %g km.",
+                         q.min_results, q.radius_km, res.radius_km));
+    else if (res.total == 0)
+        json_object_set_new(out, "message",
+                            json_sprintf("Aucun résultat dans un rayon de %g km.", res.radius_km));
+    json_object_set_new(out, "total", json_integer((json_int_t)res.total));
+    json_t *hits = json_array();
+    for (size_t k = 0; k < res.nhits; k++)
+        json_array_append_new(hits, hit_json(o, &r->arena, &res.hits[k], k + 1, q.now_ms));
+    json_object_set_new(out, "results", hits);
+    json_object_set_new(out, "took_us", json_integer((t1 - t0) / 1000));
+    if (res.total == 0)
+        gap_record(o, r, p);
+    json_decref(p);
+    char timing[64];
+    snprintf(timing, sizeof timing, "orient;dur=%.3f", (double)(t1 - t0) / 1e6);
+    http_header_set(r, "Server-Timing", timing);
+    respond_json(r, out);
+}
+
+static void h_gaps(HttpRequest *r, void *ctx)
+{
+    OrientApi *o = ctx;
+    int64_t since = 0, lo, hi;
+    size_t max = 100;
+    for (size_t i = 0; i < r->nquery; i++) {
+        const char *n = r->query[i].name, *v = r->query[i].value;
+        if (strcmp(n, "since") == 0) {
+            if (time_parse_range(v, strlen(v), &lo, &hi) != 0) {
+                fail(r, ERR_INVALID, "%s", "since : date FHIR attendue");
+                return;
+            }
+            since = lo;
+        } else if (strcmp(n, "_count") == 0) {
+            char *end;
+            long c = strtol(v, &end, 10);
+            if (*end || c < 1 || c > 1000) {
+                fail(r, ERR_INVALID, "%s", "_count : entier de 1 à 1000");
+                return;
+            }
+            max = (size_t)c;
+        }
+    }
+    StoreGap *g;
+    size_t n;
+    Diag d = {{0}, {0}};
+    int rc = store_gaps(o->store, &r->arena, since, max, &g, &n, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char ts[32];
+        time_format_instant(g[i].at, ts);
+        json_t *q = NULL;
+        json_parse(g[i].query, strlen(g[i].query), &q, NULL);
+        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o}", "id", (json_int_t)g[i].id, "at",
+                                             ts, "author", g[i].author, "query",
+                                             q ? q : json_null()));
+    }
+    respond_json(r, json_pack("{s:I,s:o}", "count", (json_int_t)n, "gaps", arr));
+}
+
+static void h_suggest(HttpRequest *r, void *ctx)
+{
+    OrientApi *o = ctx;
+    const char *q = NULL;
+    size_t limit = 10;
+    for (size_t i = 0; i < r->nquery; i++) {
+        if (strcmp(r->query[i].name, "q") == 0)
+            q = r->query[i].value;
+        else if (strcmp(r->query[i].name, "limit") == 0) {
+            char *end;
+            long c = strtol(r->query[i].value, &end, 10);
+            if (*end || c < 1 || c > 50) {
+                fail(r, ERR_INVALID, "%s", "limit : entier de 1 à 50");
+                return;
+            }
+            limit = (size_t)c;
+        }
+    }
+    if (!q || !*q || strlen(q) > 200) {
+        fail(r, ERR_INVALID, "%s", "q : texte de 1 à 200 caractères");
+        return;
+    }
+    json_t *concepts = json_array(), *units = json_array();
+    if (o->term) {
+        TermCode *found = arena_alloc(&r->arena, (limit * 4) * sizeof *found);
+        size_t k = terminology_search(o->term, &r->arena, NULL, q, TERM_MATCH_PREFIX, found,
+                                      limit * 4);
+        for (size_t i = 0, n = 0; i < k && n < limit; i++) {
+            if (strcmp(found[i].system, TERM_COMMUNES_URL) == 0)
+                continue;
+            json_array_append_new(concepts, json_pack("{s:s,s:s,s:s?}", "system", found[i].system,
+                                                      "code", found[i].code, "display",
+                                                      found[i].display));
+            n++;
+        }
+    }
+    OrientName *names = arena_alloc(&r->arena, limit * sizeof *names);
+    size_t n = orient_names(o->orient, &r->arena, q, limit, names);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            units, json_pack("{s:s,s:s,s:s,s:s}", "type", names[i].type, "id", names[i].id, "name",
+                             names[i].name, "reference",
+                             arena_printf(&r->arena, "%s/%s", names[i].type, names[i].id)));
+    respond_json(r, json_pack("{s:o,s:o}", "concepts", concepts, "units", units));
+}
+
+void *orient_api_routes(HttpServer *s, Orient *orient, Terminology *term, Store *store);
+void *orient_api_routes(HttpServer *s, Orient *orient, Terminology *term, Store *store)
+{
+    OrientApi *o = xcalloc(1, sizeof *o);
+    o->orient = orient;
+    o->term = term;
+    o->store = store;
+    http_route(s, HTTP_GET | HTTP_POST, "/orientation", h_orientation, o);
+    http_route(s, HTTP_GET, "/orientation/gaps", h_gaps, o);
+    http_route(s, HTTP_GET, "/orientation/suggest", h_suggest, o);
+    return o;
+}
