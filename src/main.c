@@ -182,12 +182,6 @@ static int orient_start(Store *store, const FhirRegistry *reg, const CapacityExp
     if (rc != 0)
         return rc;
     events_subscribe(events, on_orient_events, *out);
-    OrientStats st;
-    orient_stats(*out, &st);
-    log_info("orient: %zu organisations, %zu locations (%zu positioned), %zu services, %zu codes, "
-             "%zu words, built in %.0f ms",
-             st.organizations, st.locations, st.positioned, st.services, st.codes, st.words,
-             st.build_ms);
     return 0;
 }
 

@@ -497,6 +497,7 @@ static void h_orientation(HttpRequest *r, void *ctx)
     for (size_t k = 0; k < res.nhits; k++)
         json_array_append_new(hits, hit_json(o, &r->arena, &res.hits[k], k + 1, q.now_ms));
     json_object_set_new(out, "results", hits);
+    json_object_set_new(out, "candidates", json_integer((json_int_t)res.scanned_units));
     json_object_set_new(out, "took_us", json_integer((t1 - t0) / 1000));
     if (res.total == 0)
         gap_record(o, r, p);

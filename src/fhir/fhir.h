@@ -134,6 +134,9 @@ void index_rows_reset(IndexRows *r);
 /** Compute the index rows of `res` (of type `type`) from every SearchParameter of that type. */
 int fhir_index_extract(const FhirRegistry *reg, const char *type, json_t *res, IndexRows *out,
                        Diag *d);
+/** The same, for the parameters whose type bit (1u << SpType) is in `types` only. */
+int fhir_index_extract_types(const FhirRegistry *reg, const char *type, json_t *res,
+                             unsigned types, IndexRows *out, Diag *d);
 
 /* ---------------------------------------------------------------- search plans */
 

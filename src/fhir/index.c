@@ -315,6 +315,12 @@ static int eval_rows(const SearchParam *sp, const FhirPath *path, json_t *root, 
 int fhir_index_extract(const FhirRegistry *reg, const char *type, json_t *res, IndexRows *out,
                        Diag *d)
 {
+    return fhir_index_extract_types(reg, type, res, ~0u, out, d);
+}
+
+int fhir_index_extract_types(const FhirRegistry *reg, const char *type, json_t *res,
+                             unsigned types, IndexRows *out, Diag *d)
+{
     size_t n;
     const SearchParam *const *params = fhir_registry_params(reg, type, &n);
     /* each correlation group's elements, evaluated once per resource */
@@ -323,7 +329,7 @@ int fhir_index_extract(const FhirRegistry *reg, const char *type, json_t *res, I
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const SearchParam *sp = params[i];
-        if (!sp->path)
+        if (!sp->path || !(types & (1u << sp->type)))
             continue;
         if (!sp->group) {
             rc = eval_rows(sp, sp->path, res, 0, out, d);

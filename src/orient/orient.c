@@ -21,40 +21,59 @@
 
 /* ------------------------------------------------------------------ small containers */
 
+/* A vector of 32-bit items whose first two items live inline: most entities have one site or
+ * one offer, and a search touches thousands of them (one cache miss fewer each). */
+#define VEC_INLINE 2
 typedef struct U32Vec {
-    uint32_t *v;
-    uint32_t n, cap;
+    uint32_t n, cap; /* cap <= VEC_INLINE: the items are in u.inl */
+    union {
+        uint32_t inl[VEC_INLINE];
+        uint32_t *heap;
+    } u;
 } U32Vec;
+
+static inline uint32_t *vec_data(const U32Vec *a)
+{
+    return a->cap > VEC_INLINE ? a->u.heap : (uint32_t *)a->u.inl;
+}
 
 static void vec_add(U32Vec *a, uint32_t x)
 {
-    if (a->n == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 4;
-        a->v = xrealloc(a->v, a->cap * sizeof *a->v);
+    if (a->n == VEC_INLINE && a->cap <= VEC_INLINE) {
+        uint32_t *h = xmalloc(8 * sizeof *h);
+        memcpy(h, a->u.inl, sizeof a->u.inl);
+        a->u.heap = h;
+        a->cap = 8;
+    } else if (a->cap > VEC_INLINE && a->n == a->cap) {
+        a->cap *= 2;
+        a->u.heap = xrealloc(a->u.heap, a->cap * sizeof *a->u.heap);
     }
-    a->v[a->n++] = x;
+    vec_data(a)[a->n++] = x;
 }
 
 static void vec_add_unique(U32Vec *a, uint32_t x)
 {
+    uint32_t *v = vec_data(a);
     for (uint32_t i = 0; i < a->n; i++)
-        if (a->v[i] == x)
+        if (v[i] == x)
             return;
     vec_add(a, x);
 }
 
 static void vec_del(U32Vec *a, uint32_t x)
 {
+    uint32_t *v = vec_data(a);
     for (uint32_t i = 0; i < a->n; i++)
-        if (a->v[i] == x) {
-            a->v[i] = a->v[--a->n];
+        if (v[i] == x) {
+            v[i] = v[--a->n];
             return;
         }
 }
 
 static void vec_free(U32Vec *a)
 {
-    free(a->v);
+    if (a->cap > VEC_INLINE)
+        free(a->u.heap);
     memset(a, 0, sizeof *a);
 }
 
@@ -157,27 +176,28 @@ typedef struct Bed {
 } Bed;
 
 typedef struct Ent {
+    /* hot: read for every candidate of a search (first cache line) */
+    bool present;
+    bool has_pos;   /* site */
+    bool sensitive; /* offer */
+    bool has_beds;  /* site: an available-now indicator exists (fresh or not) */
+    int32_t org;    /* site: managing org; offer: provider (slot) or -1 */
+    U32Vec sites;   /* org: its sites; offer: its sites */
+    double lat, lon; /* site */
+    Bed *beds;       /* site: available-now indicators */
+    uint32_t nbeds;
+    int16_t age_lo, age_hi; /* offer: years, -1 = unbounded */
+    /* cold */
     char *id;
     char *name;
-    bool present;
     Coded *codes;
     uint32_t ncodes;
     char **labels; /* folded displays of the codes (words for the text index) */
     uint32_t nlabels;
-    /* kind-specific */
-    int32_t org;      /* site: managing org; offer: provider (slot) or -1 */
-    U32Vec sites;     /* org: its sites; offer: its sites */
-    U32Vec services;  /* org: offers it provides; site: offers delivered there */
-    double lat, lon;  /* site */
-    bool has_pos;     /* site */
-    uint64_t cell;    /* site: grid cell when has_pos */
-    char insee[8];    /* site: commune (local time zone) */
-    Bed *beds;        /* site: available-now indicators */
-    uint32_t nbeds;
-    bool has_beds;    /* site: an available-now indicator exists (fresh or not) */
-    int age_lo, age_hi; /* offer: years, -1 = unbounded */
-    bool sensitive;     /* offer */
-    Hours *hours;       /* offer */
+    U32Vec services; /* org: offers it provides; site: offers delivered there */
+    uint64_t cell;   /* site: grid cell when has_pos */
+    char insee[8];   /* site: commune (local time zone) */
+    Hours *hours;    /* offer */
     uint32_t nhours;
 } Ent;
 
@@ -218,7 +238,7 @@ struct Orient {
     char **queue; /* "Type/id" */
     size_t nqueue, queue_cap;
     uint64_t noted, applied;
-    bool stop, started;
+    bool stop, started, built;
     double build_ms;
 };
 
@@ -464,7 +484,7 @@ static void unapply(Orient *o, int kind, uint32_t idx)
             vec_del(&o->t[K_ORG].e[e->org].services, idx);
         e->org = -1;
         for (uint32_t i = 0; i < e->sites.n; i++)
-            vec_del(&o->t[K_LOC].e[e->sites.v[i]].services, idx);
+            vec_del(&o->t[K_LOC].e[vec_data(&e->sites)[i]].services, idx);
         e->sites.n = 0;
         free(e->hours);
         e->hours = NULL;
@@ -556,9 +576,9 @@ static void patient_parse(Ent *e, json_t *res)
             json_t *lo = json_object_get(json_object_get(range, "low"), "value");
             json_t *hi = json_object_get(json_object_get(range, "high"), "value");
             if (json_is_number(lo))
-                e->age_lo = (int)floor(json_number_value(lo));
+                e->age_lo = (int16_t)fmin(floor(json_number_value(lo)), 200);
             if (json_is_number(hi))
-                e->age_hi = (int)floor(json_number_value(hi));
+                e->age_hi = (int16_t)fmin(floor(json_number_value(hi)), 200);
         }
     }
 }
@@ -611,7 +631,7 @@ static void apply(Orient *o, int kind, const char *id, json_t *res, int64_t last
     if (!res) {
         if (kind == K_ORG)
             for (uint32_t i = 0; i < t->e[idx].services.n; i++)
-                doc_rebuild(o, true, t->e[idx].services.v[i]);
+                doc_rebuild(o, true, vec_data(&t->e[idx].services)[i]);
         return;
     }
     Ent *e = &t->e[idx];
@@ -619,7 +639,7 @@ static void apply(Orient *o, int kind, const char *id, json_t *res, int64_t last
     set_name(e, res);
     IndexRows rows;
     index_rows_init(&rows);
-    if (fhir_index_extract(reg, kind_type[kind], res, &rows, NULL) == 0)
+    if (fhir_index_extract_types(reg, kind_type[kind], res, 1u << SP_TOKEN, &rows, NULL) == 0)
         ent_codes_set(o, kind, idx, &rows);
     index_rows_cleanup(&rows);
     e = &t->e[idx]; /* (no reallocation of t above, but keep the habit) */
@@ -627,7 +647,7 @@ static void apply(Orient *o, int kind, const char *id, json_t *res, int64_t last
     case K_ORG:
         doc_rebuild(o, false, idx);
         for (uint32_t i = 0; i < e->services.n; i++) /* their documents hold our name */
-            doc_rebuild(o, true, e->services.v[i]);
+            doc_rebuild(o, true, vec_data(&e->services)[i]);
         break;
     case K_LOC: {
         json_t *pos = json_object_get(res, "position");
@@ -697,6 +717,8 @@ typedef struct BuildCtx {
 static int build_one(void *vctx, const StoredResource *r)
 {
     BuildCtx *b = vctx;
+    if (__atomic_load_n(&b->o->stop, __ATOMIC_RELAXED))
+        return ERR_UNAVAILABLE; /* stopping: abandon the build */
     json_t *res = NULL;
     if (json_parse(r->body, r->len, &res, NULL) == 0)
         apply(b->o, b->kind, r->id, res, r->last_updated, b->o->reg);
@@ -710,9 +732,41 @@ typedef struct Pending {
     int64_t last_updated;
 } Pending;
 
+static void stats_fill(Orient *o, OrientStats *s);
+
+/* Load every current resource (the updater thread does it first, so that the server answers
+ * other requests meanwhile; searches wait for it). */
+static void build(Orient *o)
+{
+    int64_t t0 = time_mono_ns();
+    pthread_rwlock_wrlock(&o->lock);
+    for (int k = 0; k < K_N; k++) {
+        BuildCtx b = {o, k};
+        Diag d = {{0}, {0}};
+        int rc = store_each(o->store, kind_type[k], build_one, &b, &d);
+        if (rc == ERR_UNAVAILABLE)
+            break;
+        if (rc != 0)
+            log_error("orient: reading %s failed: %s", kind_type[k], d.msg);
+    }
+    pthread_rwlock_unlock(&o->lock);
+    pthread_mutex_lock(&o->mu);
+    o->build_ms = (double)(time_mono_ns() - t0) / 1e6;
+    o->built = true;
+    pthread_cond_broadcast(&o->applied_cond);
+    pthread_mutex_unlock(&o->mu);
+    OrientStats st;
+    stats_fill(o, &st);
+    log_info("orient: %zu organisations, %zu locations (%zu positioned), %zu services, %zu codes, "
+             "%zu words, built in %.0f ms",
+             st.organizations, st.locations, st.positioned, st.services, st.codes, st.words,
+             st.build_ms);
+}
+
 static void *updater(void *arg)
 {
     Orient *o = arg;
+    build(o);
     pthread_mutex_lock(&o->mu);
     for (;;) {
         while (!o->nqueue && !o->stop)
@@ -773,18 +827,6 @@ int orient_open(const OrientOptions *opt, Orient **out, Diag *d)
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->cond, NULL);
     pthread_cond_init(&o->applied_cond, NULL);
-    int64_t t0 = time_mono_ns();
-    /* organisations first, then sites and offers that point at them (any order works: a
-     * reference to a slot not yet loaded creates it) */
-    for (int k = 0; k < K_N; k++) {
-        BuildCtx b = {o, k};
-        int rc = store_each(o->store, kind_type[k], build_one, &b, d);
-        if (rc != 0) {
-            orient_free(o);
-            return rc;
-        }
-    }
-    o->build_ms = (double)(time_mono_ns() - t0) / 1e6;
     if (pthread_create(&o->thread, NULL, updater, o) != 0) {
         orient_free(o);
         return diag_set(d, ERR_IO, "orient : impossible de démarrer le fil de mise à jour");
@@ -800,7 +842,7 @@ void orient_free(Orient *o)
         return;
     if (o->started) {
         pthread_mutex_lock(&o->mu);
-        o->stop = true;
+        __atomic_store_n(&o->stop, true, __ATOMIC_RELAXED);
         pthread_cond_signal(&o->cond);
         pthread_mutex_unlock(&o->mu);
         pthread_join(o->thread, NULL);
@@ -876,14 +918,13 @@ void orient_sync(Orient *o)
 {
     pthread_mutex_lock(&o->mu);
     uint64_t target = o->noted;
-    while (o->applied < target && !o->stop)
+    while ((!o->built || o->applied < target) && !o->stop)
         pthread_cond_wait(&o->applied_cond, &o->mu);
     pthread_mutex_unlock(&o->mu);
 }
 
-void orient_stats(Orient *o, OrientStats *s)
+static void stats_fill(Orient *o, OrientStats *s)
 {
-    orient_sync(o);
     memset(s, 0, sizeof *s);
     pthread_rwlock_rdlock(&o->lock);
     size_t *counts[K_N] = {&s->organizations, &s->locations, &s->services};
@@ -903,6 +944,12 @@ void orient_stats(Orient *o, OrientStats *s)
     pthread_mutex_unlock(&o->mu);
 }
 
+void orient_stats(Orient *o, OrientStats *s)
+{
+    orient_sync(o);
+    stats_fill(o, s);
+}
+
 /* ------------------------------------------------------------------ search */
 
 static int u32_cmp(const void *a, const void *b)
@@ -915,11 +962,11 @@ static void sort_unique(U32Vec *v)
 {
     if (v->n < 2)
         return;
-    qsort(v->v, v->n, sizeof *v->v, u32_cmp);
+    qsort(vec_data(v), v->n, sizeof(uint32_t), u32_cmp);
     uint32_t k = 1;
     for (uint32_t i = 1; i < v->n; i++)
-        if (v->v[i] != v->v[k - 1])
-            v->v[k++] = v->v[i];
+        if (vec_data(v)[i] != vec_data(v)[k - 1])
+            vec_data(v)[k++] = vec_data(v)[i];
     v->n = k;
 }
 
@@ -935,14 +982,14 @@ static void units_of_entity(const Orient *o, uint32_t eref, U32Vec *out)
         e = &o->t[K_ORG].e[idx];
         vec_add(out, UREF(0, idx));
         for (uint32_t i = 0; i < e->services.n; i++)
-            vec_add(out, UREF(1, e->services.v[i]));
+            vec_add(out, UREF(1, vec_data(&e->services)[i]));
         break;
     case K_LOC:
         e = &o->t[K_LOC].e[idx];
         if (e->org >= 0)
             vec_add(out, UREF(0, (uint32_t)e->org));
         for (uint32_t i = 0; i < e->services.n; i++)
-            vec_add(out, UREF(1, e->services.v[i]));
+            vec_add(out, UREF(1, vec_data(&e->services)[i]));
         break;
     }
 }
@@ -958,7 +1005,7 @@ static void code_ids(const Orient *o, const char *c, U32Vec *ids)
     uint32_t b;
     if (hmap_get(&o->bare, hash_str(c), eq_bare, o, c, &b))
         for (uint32_t i = 0; i < o->bare_ids[b].n; i++)
-            vec_add(ids, o->bare_ids[b].v[i]);
+            vec_add(ids, vec_data(&o->bare_ids[b])[i]);
 }
 
 /* The units matching one need (sorted, unique). */
@@ -968,9 +1015,9 @@ static void need_units(const Orient *o, const OrientNeed *n, U32Vec *out)
     for (size_t i = 0; i < n->ncodes; i++)
         code_ids(o, n->codes[i], &ids);
     for (uint32_t i = 0; i < ids.n; i++) {
-        const U32Vec *p = &o->postings[ids.v[i]];
+        const U32Vec *p = &o->postings[vec_data(&ids)[i]];
         for (uint32_t k = 0; k < p->n; k++)
-            units_of_entity(o, p->v[k], out);
+            units_of_entity(o, vec_data(p)[k], out);
     }
     vec_free(&ids);
     if (n->text && *n->text) {
@@ -987,12 +1034,12 @@ static void intersect(U32Vec *a, const U32Vec *b)
 {
     uint32_t i = 0, j = 0, k = 0;
     while (i < a->n && j < b->n) {
-        if (a->v[i] < b->v[j])
+        if (vec_data(a)[i] < vec_data(b)[j])
             i++;
-        else if (a->v[i] > b->v[j])
+        else if (vec_data(a)[i] > vec_data(b)[j])
             j++;
         else {
-            a->v[k++] = a->v[i];
+            vec_data(a)[k++] = vec_data(a)[i];
             i++;
             j++;
         }
@@ -1025,7 +1072,7 @@ static void units_near(const Orient *o, double lat, double lon, double radius_km
                 continue;
             const U32Vec *c = &o->cell_sites[v];
             for (uint32_t i = 0; i < c->n; i++)
-                units_of_entity(o, EREF(K_LOC, c->v[i]), out);
+                units_of_entity(o, EREF(K_LOC, vec_data(c)[i]), out);
         }
     sort_unique(out);
 }
@@ -1037,7 +1084,7 @@ static const U32Vec *unit_sites(const Orient *o, uint32_t u)
     if (!UREF_HS(u))
         return &e->sites;
     for (uint32_t i = 0; i < e->sites.n; i++)
-        if (o->t[K_LOC].e[e->sites.v[i]].has_pos)
+        if (o->t[K_LOC].e[vec_data(&e->sites)[i]].has_pos)
             return &e->sites;
     return e->org >= 0 ? &o->t[K_ORG].e[e->org].sites : &e->sites;
 }
@@ -1150,13 +1197,13 @@ static bool cand_eval(const Orient *o, const OrientQuery *q, double max_km, uint
     c->beds = -1;
     c->beds_at = 0;
     for (uint32_t i = 0; i < sites->n; i++) {
-        const Ent *s = &o->t[K_LOC].e[sites->v[i]];
+        const Ent *s = &o->t[K_LOC].e[vec_data(sites)[i]];
         if (!s->present || !s->has_pos)
             continue;
         double km = geo_distance_m(q->lat, q->lon, s->lat, s->lon) / 1000.0;
         if (km < c->dist_km) {
             c->dist_km = km;
-            c->site = sites->v[i];
+            c->site = vec_data(sites)[i];
         }
         for (uint32_t b = 0; b < s->nbeds; b++) {
             const Bed *bd = &s->beds[b];
@@ -1201,7 +1248,7 @@ static void explain(const Orient *o, Arena *a, uint32_t u, const OrientNeed *n, 
     kinds[no++] = UREF_HS(u) ? K_HS : K_ORG;
     const U32Vec *sites = &ue->sites;
     for (uint32_t i = 0; i < sites->n && no < 15; i++) {
-        owners[no] = &o->t[K_LOC].e[sites->v[i]];
+        owners[no] = &o->t[K_LOC].e[vec_data(sites)[i]];
         kinds[no++] = K_LOC;
     }
     if (UREF_HS(u) && ue->org >= 0) {
@@ -1211,8 +1258,8 @@ static void explain(const Orient *o, Arena *a, uint32_t u, const OrientNeed *n, 
     for (uint32_t i = 0; i < ids.n; i++)
         for (int k = 0; k < no; k++) {
             uint16_t param;
-            if (owners[k]->present && ent_has_code(owners[k], ids.v[i], &param)) {
-                const char *cs = o->code_str[ids.v[i]];
+            if (owners[k]->present && ent_has_code(owners[k], vec_data(&ids)[i], &param)) {
+                const char *cs = o->code_str[vec_data(&ids)[i]];
                 const char *bar = strrchr(cs, '|');
                 w->source = kind_source[kinds[k]];
                 w->param = arena_strdup(a, o->params[param]);
@@ -1258,7 +1305,7 @@ int orient_search(Orient *o, Arena *a, const OrientQuery *q, OrientResult *out, 
     Cand *c = xcalloc(units.n ? units.n : 1, sizeof *c);
     size_t nc = 0;
     for (uint32_t i = 0; i < units.n; i++)
-        if (cand_eval(o, q, max_km, units.v[i], &c[nc]))
+        if (cand_eval(o, q, max_km, vec_data(&units)[i], &c[nc]))
             nc++;
     vec_free(&units);
     qsort(c, nc, sizeof *c, cand_cmp);

@@ -47,8 +47,9 @@ typedef struct OrientOptions {
     const CapacityExpiry *expiry; /* staleness of capacity figures; NULL: 24 h */
 } OrientOptions;
 
-/** Build the index from every current Organization, Location and HealthcareService of the
- *  store and start the updater thread. ERR_IO with detail in d. */
+/** Start the updater thread, which first builds the index from every current Organization,
+ *  Location and HealthcareService of the store (searches wait until it is built; the rest of
+ *  the server does not). ERR_IO with detail in d. */
 int orient_open(const OrientOptions *o, Orient **out, Diag *d);
 /** Stop the updater and free everything. NULL is a no-op. */
 void orient_free(Orient *o);
