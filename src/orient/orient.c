@@ -988,8 +988,12 @@ static void units_of_entity(const Orient *o, uint32_t eref, U32Vec *out)
         e = &o->t[K_LOC].e[idx];
         if (e->org >= 0)
             vec_add(out, UREF(0, (uint32_t)e->org));
-        for (uint32_t i = 0; i < e->services.n; i++)
-            vec_add(out, UREF(1, vec_data(&e->services)[i]));
+        for (uint32_t i = 0; i < e->services.n; i++) { /* the offers there, and who provides them */
+            uint32_t hs = vec_data(&e->services)[i];
+            vec_add(out, UREF(1, hs));
+            if (o->t[K_HS].e[hs].org >= 0)
+                vec_add(out, UREF(0, (uint32_t)o->t[K_HS].e[hs].org));
+        }
         break;
     }
 }
@@ -1077,16 +1081,12 @@ static void units_near(const Orient *o, double lat, double lon, double radius_km
     sort_unique(out);
 }
 
-/* The sites that place a unit: an offer's own positioned sites, else its provider's. */
-static const U32Vec *unit_sites(const Orient *o, uint32_t u)
+static bool any_positioned(const Orient *o, const U32Vec *sites)
 {
-    const Ent *e = &o->t[UREF_HS(u) ? K_HS : K_ORG].e[UREF_IDX(u)];
-    if (!UREF_HS(u))
-        return &e->sites;
-    for (uint32_t i = 0; i < e->sites.n; i++)
-        if (o->t[K_LOC].e[vec_data(&e->sites)[i]].has_pos)
-            return &e->sites;
-    return e->org >= 0 ? &o->t[K_ORG].e[e->org].sites : &e->sites;
+    for (uint32_t i = 0; i < sites->n; i++)
+        if (o->t[K_LOC].e[vec_data(sites)[i]].has_pos)
+            return true;
+    return false;
 }
 
 /* Local time (minutes since midnight, weekday 0 = Monday) of a site's commune: metropolitan
@@ -1177,6 +1177,32 @@ static int cand_cmp(const void *a, const void *b)
     return x->u < y->u ? -1 : x->u > y->u;
 }
 
+/* Take the sites' distances (nearest kept) and, when they are the unit's, their fresh
+ * available-now beds into c. */
+static void sites_visit(const Orient *o, const OrientQuery *q, const U32Vec *sites, bool beds,
+                        Cand *c)
+{
+    for (uint32_t i = 0; i < sites->n; i++) {
+        uint32_t si = vec_data(sites)[i];
+        const Ent *s = &o->t[K_LOC].e[si];
+        if (!s->present || !s->has_pos)
+            continue;
+        double km = geo_distance_m(q->lat, q->lon, s->lat, s->lon) / 1000.0;
+        if (km < c->dist_km) {
+            c->dist_km = km;
+            c->site = si;
+        }
+        for (uint32_t b = 0; beds && b < s->nbeds; b++) {
+            const Bed *bd = &s->beds[b];
+            if ((double)(q->now_ms - bd->declared) > bd->expiry_h * 3600e3)
+                continue; /* stale: unknown, never "available" */
+            c->beds = (c->beds < 0 ? 0 : c->beds) + bd->count;
+            if (!c->beds_at || bd->declared < c->beds_at)
+                c->beds_at = bd->declared;
+        }
+    }
+}
+
 /* Fill a candidate's distance, beds and opening; false when it has no positioned site within
  * `max_km` or a filter excludes it. */
 static bool cand_eval(const Orient *o, const OrientQuery *q, double max_km, uint32_t u, Cand *c)
@@ -1191,28 +1217,20 @@ static bool cand_eval(const Orient *o, const OrientQuery *q, double max_km, uint
                             (ue->age_hi >= 0 && q->age > ue->age_hi)))
             return false;
     }
-    const U32Vec *sites = unit_sites(o, u);
     c->u = u;
     c->dist_km = INFINITY;
     c->beds = -1;
     c->beds_at = 0;
-    for (uint32_t i = 0; i < sites->n; i++) {
-        const Ent *s = &o->t[K_LOC].e[vec_data(sites)[i]];
-        if (!s->present || !s->has_pos)
-            continue;
-        double km = geo_distance_m(q->lat, q->lon, s->lat, s->lon) / 1000.0;
-        if (km < c->dist_km) {
-            c->dist_km = km;
-            c->site = vec_data(sites)[i];
-        }
-        for (uint32_t b = 0; b < s->nbeds; b++) {
-            const Bed *bd = &s->beds[b];
-            if ((double)(q->now_ms - bd->declared) > bd->expiry_h * 3600e3)
-                continue; /* stale: unknown, never "available" */
-            c->beds = (c->beds < 0 ? 0 : c->beds) + bd->count;
-            if (!c->beds_at || bd->declared < c->beds_at)
-                c->beds_at = bd->declared;
-        }
+    /* Placed by its own sites; an offer without one by its provider's sites (their beds are
+     * not the offer's); an establishment without managed site by its offers' sites. */
+    if (UREF_HS(u) && !any_positioned(o, &ue->sites)) {
+        if (ue->org >= 0)
+            sites_visit(o, q, &o->t[K_ORG].e[ue->org].sites, false, c);
+    } else if (!UREF_HS(u) && !any_positioned(o, &ue->sites)) {
+        for (uint32_t i = 0; i < ue->services.n; i++)
+            sites_visit(o, q, &o->t[K_HS].e[vec_data(&ue->services)[i]].sites, true, c);
+    } else {
+        sites_visit(o, q, &ue->sites, true, c);
     }
     if (!(c->dist_km <= max_km))
         return false;
