@@ -154,20 +154,33 @@ static bool looks_like_code(const char *s)
     return digit && *s;
 }
 
-/* Free text also means the NOS concepts whose display or synonym holds it (communes aside). */
+/* The NOS code systems that describe an offer: free text is also looked up in their displays
+ * and synonyms (not in the whole NOS: the communes table alone has 37,000 concepts). */
+#define NOS "https://mos.esante.gouv.fr/NOS/"
+static const char *const offer_systems[] = {
+    NOS "TRE_R211-ActiviteOperationnelle/FHIR/TRE-R211-ActiviteOperationnelle",
+    NOS "TRE_R213-ModePriseEnCharge/FHIR/TRE-R213-ModePriseEnCharge",
+    NOS "TRE_R210-ActeSpecifique/FHIR/TRE-R210-ActeSpecifique",
+    NOS "TRE_R212-Equipement/FHIR/TRE-R212-Equipement",
+    NOS "TRE_R227-ChampActivite/FHIR/TRE-R227-ChampActivite",
+    NOS "TRE_R244-CategorieOrganisation/FHIR/TRE-R244-CategorieOrganisation",
+    NOS "TRE_R239-PublicPrisEnCharge/FHIR/TRE-R239-PublicPrisEnCharge",
+    NOS "TRE_R245-SpecialisationDePriseEnCharge/FHIR/TRE-R245-SpecialisationDePriseEnCharge",
+    NOS "TRE_R243-CompetenceSpecifique/FHIR/TRE-R243-CompetenceSpecifique",
+};
+
+/* Free text also means the concepts of those systems whose display or synonym holds it. */
 static void need_expand(OrientApi *o, Arena *a, const char *text, const char **codes, size_t *n)
 {
     if (!o->term)
         return;
     TermCode found[NEED_CODES_MAX];
-    size_t len = strlen(text);
-    size_t k = terminology_search(o->term, a, NULL, text,
-                                  len >= 4 ? TERM_MATCH_CONTAINS : TERM_MATCH_PREFIX, found,
-                                  NEED_CODES_MAX);
-    for (size_t i = 0; i < k && *n < NEED_CODES_MAX; i++) {
-        if (strcmp(found[i].system, TERM_COMMUNES_URL) == 0)
-            continue;
-        codes[(*n)++] = arena_printf(a, "%s|%s", found[i].system, found[i].code);
+    TermMatch mode = strlen(text) >= 4 ? TERM_MATCH_CONTAINS : TERM_MATCH_PREFIX;
+    for (size_t s = 0; s < sizeof offer_systems / sizeof offer_systems[0]; s++) {
+        size_t k = terminology_search(o->term, a, offer_systems[s], text, mode, found,
+                                      NEED_CODES_MAX - *n);
+        for (size_t i = 0; i < k; i++)
+            codes[(*n)++] = arena_printf(a, "%s|%s", found[i].system, found[i].code);
     }
 }
 
@@ -576,16 +589,15 @@ static void h_suggest(HttpRequest *r, void *ctx)
     }
     json_t *concepts = json_array(), *units = json_array();
     if (o->term) {
-        TermCode *found = arena_alloc(&r->arena, (limit * 4) * sizeof *found);
-        size_t k = terminology_search(o->term, &r->arena, NULL, q, TERM_MATCH_PREFIX, found,
-                                      limit * 4);
-        for (size_t i = 0, n = 0; i < k && n < limit; i++) {
-            if (strcmp(found[i].system, TERM_COMMUNES_URL) == 0)
-                continue;
-            json_array_append_new(concepts, json_pack("{s:s,s:s,s:s?}", "system", found[i].system,
-                                                      "code", found[i].code, "display",
-                                                      found[i].display));
-            n++;
+        TermCode *found = arena_alloc(&r->arena, limit * sizeof *found);
+        size_t n = 0;
+        for (size_t s = 0; s < sizeof offer_systems / sizeof offer_systems[0] && n < limit; s++) {
+            size_t k = terminology_search(o->term, &r->arena, offer_systems[s], q,
+                                          TERM_MATCH_PREFIX, found, limit - n);
+            for (size_t i = 0; i < k; i++, n++)
+                json_array_append_new(concepts,
+                                      json_pack("{s:s,s:s,s:s?}", "system", found[i].system,
+                                                "code", found[i].code, "display", found[i].display));
         }
     }
     OrientName *names = arena_alloc(&r->arena, limit * sizeof *names);

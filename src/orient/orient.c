@@ -1203,6 +1203,17 @@ static void sites_visit(const Orient *o, const OrientQuery *q, const U32Vec *sit
     }
 }
 
+/* An establishment's places: its managed sites, else the sites of its offers. */
+static void org_visit(const Orient *o, const OrientQuery *q, const Ent *org, bool beds, Cand *c)
+{
+    if (any_positioned(o, &org->sites)) {
+        sites_visit(o, q, &org->sites, beds, c);
+        return;
+    }
+    for (uint32_t i = 0; i < org->services.n; i++)
+        sites_visit(o, q, &o->t[K_HS].e[vec_data(&org->services)[i]].sites, beds, c);
+}
+
 /* Fill a candidate's distance, beds and opening; false when it has no positioned site within
  * `max_km` or a filter excludes it. */
 static bool cand_eval(const Orient *o, const OrientQuery *q, double max_km, uint32_t u, Cand *c)
@@ -1221,17 +1232,14 @@ static bool cand_eval(const Orient *o, const OrientQuery *q, double max_km, uint
     c->dist_km = INFINITY;
     c->beds = -1;
     c->beds_at = 0;
-    /* Placed by its own sites; an offer without one by its provider's sites (their beds are
-     * not the offer's); an establishment without managed site by its offers' sites. */
-    if (UREF_HS(u) && !any_positioned(o, &ue->sites)) {
-        if (ue->org >= 0)
-            sites_visit(o, q, &o->t[K_ORG].e[ue->org].sites, false, c);
-    } else if (!UREF_HS(u) && !any_positioned(o, &ue->sites)) {
-        for (uint32_t i = 0; i < ue->services.n; i++)
-            sites_visit(o, q, &o->t[K_HS].e[vec_data(&ue->services)[i]].sites, true, c);
-    } else {
+    /* Placed by its own sites; an offer without one by its provider's (the establishment's
+     * managed sites, else its offers' sites), whose beds are not the offer's. */
+    if (UREF_HS(u) && any_positioned(o, &ue->sites))
         sites_visit(o, q, &ue->sites, true, c);
-    }
+    else if (UREF_HS(u) && ue->org >= 0)
+        org_visit(o, q, &o->t[K_ORG].e[ue->org], false, c);
+    else if (!UREF_HS(u))
+        org_visit(o, q, ue, true, c);
     if (!(c->dist_km <= max_km))
         return false;
     if (q->beds_now && c->beds <= 0)

@@ -57,8 +57,8 @@ struct TextIndex {
     size_t live_docs; /* docs with at least one word */
 };
 
-static const char *const STOP_WORDS[] = {"de", "du",  "des", "la",  "le",   "les", "l",  "d",
-                                         "et", "en",  "a",   "au",  "aux",  "pour", "sur"};
+static const char *const STOP_WORDS[] = {"de", "du", "des", "la", "le",  "les",  "l",  "d",
+                                         "et", "en", "a",   "au", "aux", "pour", "sur"};
 
 /* ---------------------------------------------------------------- words of a text */
 
