@@ -36,7 +36,8 @@ void terminology_api_routes(HttpServer *s, Terminology *t, const char *base);
 /* capacity_api.c */
 typedef struct CapacityFeed CapacityFeed;
 CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, struct Events *events,
-                                  const struct CapacityExpiry *expiry);
+                                  const struct CapacityExpiry *expiry, struct Orient *orient,
+                                  Terminology *term);
 void capacity_feed_free(CapacityFeed *f);
 /* orient_api.c */
 void *orient_api_routes(HttpServer *s, struct Orient *orient, Terminology *term, Store *store);
@@ -933,7 +934,7 @@ void api_routes(Api *a, HttpServer *s)
 #undef ROUTE
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
-    a->feed = capacity_api_routes(s, a->store, a->events, a->expiry);
+    a->feed = capacity_api_routes(s, a->store, a->events, a->expiry, a->orient, a->term);
     if (a->orient)
         a->orient_api = orient_api_routes(s, a->orient, a->term, a->store);
 }

@@ -35,10 +35,18 @@
 #include "events/events.h"
 #include "fhir/fhir.h"
 #include "json/json.h"
+#include "orient/orient.h"
+#include "terminology/terminology.h"
 
 #define JSON_TYPE "application/json; charset=utf-8"
 
+#define MEASURE_URL "https://interop.esante.gouv.fr/ig/fhir/ror/Measure/ror-capacite-lits"
+#define MEASURE_POP "http://terminology.hl7.org/CodeSystem/measure-population"
+#define UNIT_TYPE_SYSTEM "urn:ror:capacity-unit-type"
+
 struct CapacityFeed {
+    struct Orient *orient;
+    Terminology *term;
     Store *store;
     const CapacityExpiry *expiry;
     pthread_mutex_t lock;
@@ -48,7 +56,8 @@ struct CapacityFeed {
 
 typedef struct CapacityFeed CapacityFeed;
 CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
-                                  const CapacityExpiry *expiry);
+                                  const CapacityExpiry *expiry, struct Orient *orient,
+                                  Terminology *term);
 #define NOS_TRE "https://mos.esante.gouv.fr/NOS/"
 void capacity_feed_free(CapacityFeed *f);
 
@@ -161,6 +170,8 @@ static void mark_freshness(const CapacityExpiry *x, json_t *o, int64_t changed_a
     }
 }
 
+static json_t *place_lookup(CapacityFeed *f, json_t *cache, const char *loc, bool unit_type);
+
 static int64_t instant_of(json_t *o, const char *key, int64_t dflt)
 {
     const char *v = json_string_value(json_object_get(o, key));
@@ -231,6 +242,24 @@ static void h_location(HttpRequest *r, void *ctx)
     json_t *ind;
     json_array_foreach(indicators, k, ind)
         mark_freshness(f->expiry, ind, instant_of(ind, "changedAt", loc.last_updated), now);
+    Crisis *crises = NULL;
+    size_t nc = 0;
+    if (!at && store_crises(s, &r->arena, &crises, &nc, NULL) == 0) {
+        /* extra beds and crisis indicators of a closed crisis: history, not current capacity */
+        json_t *cache = json_object();
+        const char *dep = json_string_value(json_array_get(place_lookup(f, cache, id, false), 1));
+        json_array_foreach(indicators, k, ind)
+        {
+            if (capacity_indicator_live(json_string_value(json_object_get(ind, "indicator")), dep,
+                                        crises, nc))
+                continue;
+            json_object_set_new(ind, "crisisClosed", json_true());
+            if (!json_is_null(json_object_get(ind, "nbCapacity")))
+                json_object_set(ind, "lastKnown", json_object_get(ind, "nbCapacity"));
+            json_object_set_new(ind, "nbCapacity", json_null());
+        }
+        json_decref(cache);
+    }
     char ts[32];
     json_t *out = json_pack("{s:s,s:o}", "location", id, "indicators", indicators);
     if (at) {
@@ -301,8 +330,9 @@ static void departement_of(const char *insee, char out[4])
     snprintf(out, 4, "%.*s", (int)n, insee ? insee : "");
 }
 
-/* [organization id, département] of a Location, read once into `cache`. */
-static json_t *place_lookup(Store *store, json_t *cache, const char *loc)
+/* Where a Location is and what it is, read once into `cache`: [organization id, département,
+ * région (from the communes table; "" when unknown), unit type ("" when none or not asked)]. */
+static json_t *place_lookup(CapacityFeed *f, json_t *cache, const char *loc, bool unit_type)
 {
     json_t *p = json_object_get(cache, loc);
     if (p)
@@ -311,8 +341,8 @@ static json_t *place_lookup(Store *store, json_t *cache, const char *loc)
     arena_init(&a);
     StoredResource r;
     json_t *res = NULL;
-    const char *org = "", *insee = NULL;
-    if (store_read(store, &a, "Location", loc, &r, NULL) == 0 &&
+    const char *org = "", *insee = NULL, *region = "", *unit = "";
+    if (store_read(f->store, &a, "Location", loc, &r, NULL) == 0 &&
         json_parse(r.body, r.len, &res, NULL) == 0) {
         const char *ref = json_str(json_object_get(res, "managingOrganization"), "reference");
         if (ref && strncmp(ref, "Organization/", 13) == 0)
@@ -329,9 +359,23 @@ static json_t *place_lookup(Store *store, json_t *cache, const char *loc)
                     "code");
         }
     }
+    TermCommune c;
+    if (f->term && insee && terminology_commune(f->term, &a, insee, &c) == 0 && c.region)
+        region = c.region;
+    /* the unit type, from the activités opérationnelles of the offers delivered there */
+    const char *codes[16];
+    size_t nc = unit_type && f->orient
+                    ? orient_site_offer_codes(f->orient, &a, loc, "specialty", codes, 16)
+                    : 0;
+    for (size_t i = 0; i < nc && !*unit; i++) {
+        const char *bar = strrchr(codes[i], '|');
+        const char *t = capacity_unit_type(f->expiry, bar ? bar + 1 : codes[i], NULL);
+        if (t && bar && strstr(codes[i], "TRE_R211"))
+            unit = t;
+    }
     char dep[4];
     departement_of(insee, dep);
-    p = json_pack("[s,s]", org, dep);
+    p = json_pack("[s,s,s,s]", org, dep, region, unit);
     json_decref(res);
     arena_cleanup(&a);
     if (json_object_size(cache) > 10000)
@@ -340,71 +384,243 @@ static json_t *place_lookup(Store *store, json_t *cache, const char *loc)
     return p;
 }
 
-/* GET /capacity/aggregate[?departement=]: current counts summed by département and by
- * indicator (its dimensions), over the fresh indicators; stale ones are counted apart (their
- * figures are unknown). `total` sums the same over every département. */
-static void h_aggregate(HttpRequest *r, void *ctx)
+enum { LEVEL_DEPARTEMENT, LEVEL_REGION, LEVEL_NATIONAL };
+
+static const char *const dimension_tre[CAPACITY_DIMENSIONS]; /* below, with the mobile form */
+
+/* The current figures summed by territory (at `level`), unit type and indicator, over fresh
+ * live indicators; stale ones are counted apart (their figures are unknown); extra-bed and
+ * crisis indicators whose crisis is closed are left out. Also by département and indicator
+ * (`byDep`) and over everything (`total`). Filters: département, région, unit type (NULL: all).
+ * Returns the groups as a JSON array; ERR_* with the reason in d. */
+typedef struct AggFilter {
+    int level;
+    const char *dep, *region, *unit;
+} AggFilter;
+
+static void agg_add(json_t *map, const char *k, const CapacityEvent *e, bool stale,
+                    const char *const *fields, const char *const *values)
 {
-    CapacityFeed *f = ctx;
-    static const char *const allowed[] = {"departement", NULL};
-    if (!unknown_param_or_fail(r, allowed))
-        return;
-    const char *only = query(r, "departement");
-    Diag d = {{0}, {0}};
-    CapacityEvent *ev = NULL;
-    size_t n = 0;
-    int rc = store_capacity_current(f->store, &r->arena, &ev, &n, &d);
-    if (rc != 0) {
-        http_fail(r, rc, &d);
-        return;
+    json_t *g = json_object_get(map, k);
+    if (!g) {
+        json_t *ej = capacity_event_json(e);
+        g = json_pack("{s:s,s:O,s:I,s:I,s:I}", "indicator", e->indicator, "dimensions",
+                      json_object_get(ej, "dimensions"), "nbCapacity", (json_int_t)0, "units",
+                      (json_int_t)0, "staleUnits", (json_int_t)0);
+        for (size_t i = 0; fields[i]; i++)
+            json_object_set_new(g, fields[i], json_string(values[i]));
+        json_decref(ej);
+        json_object_set_new(map, k, g);
     }
-    int64_t now = time_now_ms();
-    json_t *places = json_object(), *groups = json_object(), *totals = json_object();
+    const char *field = stale ? "staleUnits" : "units";
+    json_object_set_new(g, field, json_integer(json_integer_value(json_object_get(g, field)) + 1));
+    if (!stale)
+        json_object_set_new(g, "nbCapacity",
+                            json_integer(json_integer_value(json_object_get(g, "nbCapacity")) +
+                                         e->after));
+}
+
+static json_t *values_of(json_t *map)
+{
+    json_t *list = json_array(), *v;
+    const char *k;
+    json_object_foreach(map, k, v) json_array_append(list, v);
+    json_decref(map);
+    return list;
+}
+
+static int aggregate(CapacityFeed *f, Arena *a, const AggFilter *flt, int64_t now, json_t **groups,
+                     json_t **by_dep, json_t **total, Diag *d)
+{
+    CapacityEvent *ev = NULL;
+    Crisis *crises = NULL;
+    size_t n = 0, nc = 0;
+    int rc = store_capacity_current(f->store, a, &ev, &n, d);
+    if (rc == 0)
+        rc = store_crises(f->store, a, &crises, &nc, d);
+    if (rc != 0)
+        return rc;
+    json_t *places = json_object(), *gmap = json_object(), *dmap = json_object(),
+           *tmap = json_object();
+    static const char *const level_names[] = {"departement", "region", "national"};
     for (size_t i = 0; i < n; i++) {
-        const char *dep =
-            json_string_value(json_array_get(place_lookup(f->store, places, ev[i].location_id), 1));
-        if (only && strcmp(dep, only) != 0)
+        json_t *pl = place_lookup(f, places, ev[i].location_id, true);
+        const char *dep = json_string_value(json_array_get(pl, 1));
+        const char *reg = json_string_value(json_array_get(pl, 2));
+        const char *unit = json_string_value(json_array_get(pl, 3));
+        if ((flt->dep && strcmp(dep, flt->dep) != 0) ||
+            (flt->region && strcmp(reg, flt->region) != 0) ||
+            (flt->unit && strcmp(unit, flt->unit) != 0) ||
+            !capacity_indicator_live(ev[i].indicator, dep, crises, nc))
             continue;
         int64_t declared = capacity_declared_at(ev[i].update_date, ev[i].at);
         bool stale =
             (double)(now - declared) / 3.6e6 > capacity_expiry_hours(f->expiry, ev[i].indicator);
-        char key[CAPACITY_KEY_MAX + 8];
+        const char *territory = flt->level == LEVEL_DEPARTEMENT ? dep
+                                : flt->level == LEVEL_REGION    ? reg
+                                                                : "national";
+        char key[CAPACITY_KEY_MAX + 64];
+        snprintf(key, sizeof key, "%s/%s/%s", territory, unit, ev[i].indicator);
+        const char *gf[] = {"level", "territory", "unitType", NULL};
+        const char *gv[] = {level_names[flt->level], territory, unit};
+        agg_add(gmap, key, &ev[i], stale, gf, gv);
         snprintf(key, sizeof key, "%s/%s", dep, ev[i].indicator);
-        for (int pass = 0; pass < 2; pass++) {
-            json_t *map = pass ? totals : groups;
-            const char *k = pass ? ev[i].indicator : key;
-            json_t *g = json_object_get(map, k);
-            if (!g) {
-                json_t *e = capacity_event_json(&ev[i]);
-                g = json_pack("{s:s,s:O,s:I,s:I,s:I}", "indicator", ev[i].indicator, "dimensions",
-                              json_object_get(e, "dimensions"), "nbCapacity", (json_int_t)0,
-                              "units", (json_int_t)0, "staleUnits", (json_int_t)0);
-                if (!pass)
-                    json_object_set_new(g, "departement", json_string(dep));
-                json_decref(e);
-                json_object_set_new(map, k, g);
-            }
-            const char *field = stale ? "staleUnits" : "units";
-            json_object_set_new(g, field,
-                                json_integer(json_integer_value(json_object_get(g, field)) + 1));
-            if (!stale)
-                json_object_set_new(
-                    g, "nbCapacity",
-                    json_integer(json_integer_value(json_object_get(g, "nbCapacity")) +
-                                 ev[i].after));
-        }
+        const char *df[] = {"departement", NULL};
+        agg_add(dmap, key, &ev[i], stale, df, &dep);
+        const char *nf[] = {NULL};
+        agg_add(tmap, ev[i].indicator, &ev[i], stale, nf, NULL);
     }
-    json_t *glist = json_array(), *tlist = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(groups, k, v) json_array_append(glist, v);
-    json_object_foreach(totals, k, v) json_array_append(tlist, v);
-    json_decref(groups);
-    json_decref(totals);
     json_decref(places);
+    *groups = values_of(gmap);
+    *by_dep = values_of(dmap);
+    *total = values_of(tmap);
+    return 0;
+}
+
+static bool agg_filter_or_fail(HttpRequest *r, CapacityFeed *f, AggFilter *flt)
+{
+    static const char *const allowed[] = {"departement", "region", "level", "unitType", NULL};
+    if (!unknown_param_or_fail(r, allowed))
+        return false;
+    memset(flt, 0, sizeof *flt);
+    flt->dep = query(r, "departement");
+    flt->region = query(r, "region");
+    flt->unit = query(r, "unitType");
+    const char *level = query(r, "level");
+    if (!level || strcmp(level, "departement") == 0)
+        flt->level = LEVEL_DEPARTEMENT;
+    else if (strcmp(level, "region") == 0)
+        flt->level = LEVEL_REGION;
+    else if (strcmp(level, "national") == 0)
+        flt->level = LEVEL_NATIONAL;
+    else {
+        fail(r, ERR_INVALID, "%s", "level : departement, region ou national");
+        return false;
+    }
+    if (flt->unit && *flt->unit && !capacity_unit_type_known(f->expiry, flt->unit)) {
+        fail(r, ERR_INVALID, "unitType '%s' inconnu (voir unitTypes dans capacity.json)",
+             flt->unit);
+        return false;
+    }
+    return true;
+}
+
+/* GET /capacity/aggregate[?level=departement|region|national&departement=&region=&unitType=]:
+ * current counts summed by territory, unit type (réanimation, soins intensifs, surveillance
+ * continue — from the activités of the offers at the unit) and indicator; also by département
+ * and over everything, as before. */
+static void h_aggregate(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    AggFilter flt;
+    if (!agg_filter_or_fail(r, f, &flt))
+        return;
+    Diag d = {{0}, {0}};
+    int64_t now = time_now_ms();
+    json_t *groups, *by_dep, *total;
+    int rc = aggregate(f, &r->arena, &flt, now, &groups, &by_dep, &total, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
     char ts[32];
     time_format_instant(now, ts);
-    respond_json(r, json_pack("{s:s,s:o,s:o}", "at", ts, "byDepartement", glist, "total", tlist));
+    respond_json(r, json_pack("{s:s,s:o,s:o,s:o}", "at", ts, "groups", groups, "byDepartement",
+                              by_dep, "total", total));
+}
+
+/* GET /capacity/MeasureReport[?same filters]: the aggregate as FHIR MeasureReports (the
+ * guide's RORMeasureReport: identifier, date, group.code, group.measureScore), one per
+ * territory, in a collection Bundle, for national aggregation. Each group is one (unit type,
+ * indicator): its code carries the unit type and the indicator's dimension codes; its score
+ * the sum of the fresh figures; its populations the units counted and the stale ones. */
+static void h_measure_report(HttpRequest *r, void *ctx)
+{
+    CapacityFeed *f = ctx;
+    AggFilter flt;
+    if (!agg_filter_or_fail(r, f, &flt))
+        return;
+    Diag d = {{0}, {0}};
+    int64_t now = time_now_ms();
+    json_t *groups, *by_dep, *total;
+    int rc = aggregate(f, &r->arena, &flt, now, &groups, &by_dep, &total, &d);
+    if (rc != 0) {
+        http_fail(r, rc, &d);
+        return;
+    }
+    json_decref(by_dep);
+    json_decref(total);
+    char ts[32];
+    time_format_instant(now, ts);
+    json_t *reports = json_object(), *g;
+    size_t i;
+    json_array_foreach(groups, i, g)
+    {
+        const char *territory = json_string_value(json_object_get(g, "territory"));
+        const char *level = json_string_value(json_object_get(g, "level"));
+        json_t *mr = json_object_get(reports, territory);
+        if (!mr) {
+            char *idv = arena_printf(&r->arena, "%s-%s-%lld", level, territory, (long long)now);
+            mr = json_pack(
+                "{s:s,s:{s:[s]},s:[{s:s,s:s}],s:s,s:s,s:s,s:s,s:{s:s,s:s},s:{s:{s:s,s:s},s:s},"
+                "s:[]}",
+                "resourceType", "MeasureReport", "meta", "profile",
+                "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition/ror-measurereport",
+                "identifier", "system", "urn:ror:capacity-report", "value", idv, "status",
+                "complete", "type", "summary", "measure", MEASURE_URL, "date", ts, "period",
+                "start", ts, "end", ts, "subject", "identifier", "system",
+                strcmp(level, "region") == 0 ? "urn:ror:region-insee" : "urn:ror:departement-insee",
+                "value", territory, "display",
+                arena_printf(&r->arena, "%s %s", level, territory), "group");
+            if (strcmp(level, "national") == 0)
+                json_object_del(mr, "subject");
+            json_object_set_new(reports, territory, mr);
+        }
+        json_t *code = json_pack("{s:[]}", "coding"), *codings = json_object_get(code, "coding");
+        const char *unit = json_string_value(json_object_get(g, "unitType"));
+        const char *label = NULL;
+        if (unit && *unit) {
+            capacity_unit_type_label(f->expiry, unit, &label);
+            json_array_append_new(codings, json_pack("{s:s,s:s,s:s?}", "system",
+                                                     UNIT_TYPE_SYSTEM, "code", unit, "display",
+                                                     label));
+        }
+        json_t *dims = json_object_get(g, "dimensions");
+        for (int k = 0; k < CAPACITY_DIMENSIONS; k++) {
+            const char *c = json_string_value(json_object_get(dims, capacity_dimensions[k]));
+            if (c)
+                json_array_append_new(codings,
+                                      json_pack("{s:s,s:s}", "system", dimension_tre[k], "code", c));
+        }
+        json_object_set_new(code, "text",
+                            json_sprintf("%s — %s", label ? label : "autres unités",
+                                         json_string_value(json_object_get(g, "indicator"))));
+        json_t *pops = json_pack(
+            "[{s:{s:[{s:s,s:s}]},s:I},{s:{s:[{s:s,s:s}]},s:I}]", "code", "coding", "system",
+            MEASURE_POP, "code", "initial-population", "count",
+            json_integer_value(json_object_get(g, "units")), "code", "coding", "system",
+            MEASURE_POP, "code", "measure-population-exclusion", "count",
+            json_integer_value(json_object_get(g, "staleUnits")));
+        json_array_append_new(
+            json_object_get(mr, "group"),
+            json_pack("{s:o,s:o,s:{s:I,s:s}}", "code", code, "population", pops, "measureScore",
+                      "value", json_integer_value(json_object_get(g, "nbCapacity")), "unit",
+                      "lits ou places"));
+    }
+    json_decref(groups);
+    json_t *entries = json_array(), *v;
+    const char *k;
+    json_object_foreach(reports, k, v) json_array_append_new(entries, json_pack("{s:O}", "resource", v));
+    json_decref(reports);
+    char id[37];
+    uuid_v4(id);
+    json_t *bundle = json_pack("{s:s,s:s,s:s,s:s,s:I,s:o}", "resourceType", "Bundle", "id", id,
+                               "type", "collection", "timestamp", ts, "total",
+                               (json_int_t)json_array_size(entries), "entry", entries);
+    size_t len = 0;
+    char *text = json_dump_compact(bundle, &len);
+    json_decref(bundle);
+    http_respond(r, 200, "application/fhir+json; charset=utf-8", text, len);
 }
 
 static void events_respond(HttpRequest *r, Store *s, StoreCapacityQuery *q)
@@ -464,7 +680,7 @@ typedef struct CapStream {
 
 static json_t *place_of(CapStream *cs, const char *loc)
 {
-    return place_lookup(cs->feed->store, cs->places, loc);
+    return place_lookup(cs->feed, cs->places, loc, false); /* (no unit type: not needed) */
 }
 
 static bool wanted(CapStream *cs, const CapacityEvent *e)
@@ -992,10 +1208,13 @@ static void on_commit(void *ctx, const EventChange *c, size_t n)
 }
 
 CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
-                                  const CapacityExpiry *expiry)
+                                  const CapacityExpiry *expiry, struct Orient *orient,
+                                  Terminology *term)
 {
     CapacityFeed *f = xcalloc(1, sizeof *f);
     f->store = store;
+    f->orient = orient;
+    f->term = term;
     f->expiry = expiry;
     pthread_mutex_init(&f->lock, NULL);
     if (events)
@@ -1003,6 +1222,7 @@ CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
     http_route(s, HTTP_GET, "/capacity/Location/{id}", h_location, f);
     http_route(s, HTTP_GET, "/capacity/stale", h_stale, f);
     http_route(s, HTTP_GET, "/capacity/aggregate", h_aggregate, f);
+    http_route(s, HTTP_GET, "/capacity/MeasureReport", h_measure_report, f);
     http_route(s, HTTP_GET, "/capacity/crisis", h_crisis_list, f);
     http_route(s, HTTP_POST, "/capacity/crisis", h_crisis_open, f);
     http_route(s, HTTP_POST, "/capacity/crisis/{id}/close", h_crisis_close, f);

@@ -174,6 +174,20 @@ static bool territory_covers(const char *territory, const char *dep)
     return false;
 }
 
+bool capacity_indicator_live(const char *key, const char *dep, const Crisis *open, size_t n)
+{
+    char status[16], crisis[16];
+    key_dim(key, 1, status);
+    key_dim(key, 6, crisis);
+    if (strcmp(status, "06") != 0 && !crisis[0])
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if (!open[i].ended && territory_covers(open[i].territory, dep ? dep : "") &&
+            (!crisis[0] || strcmp(open[i].type, crisis) == 0))
+            return true;
+    return false;
+}
+
 /* Extra beds (status 06) and crisis indicators exist only during a crisis the ARS opened for
  * the unit's territory (of the indicator's crisis type, when it names one). */
 static int crisis_check(StoreTxn *t, json_t *loc, const CapacityIndicator *ci, Diag *d)
@@ -349,6 +363,7 @@ int capacity_state_at(Store *s, const char *id, int64_t at, json_t **out, Diag *
 #define STATUS_MAX 32
 
 struct CapacityExpiry {
+    json_t *unit_types; /* {"reanimation": {"label": ..., "activities": [codes]}} */
     double default_hours;
     char status[STATUS_MAX][9];
     double hours[STATUS_MAX];
@@ -379,9 +394,22 @@ int capacity_expiry_load(const char *path, CapacityExpiry **out, Diag *d)
         snprintf(e->status[e->n], sizeof e->status[0], "%s", k);
         e->hours[e->n++] = json_number_value(v);
     }
+    json_t *ut = json_object_get(doc, "unitTypes");
+    json_object_foreach(ut, k, v)
+    {
+        json_t *acts = json_object_get(v, "activities"), *a;
+        size_t i;
+        if (rc == 0 && (!json_is_string(json_object_get(v, "label")) || !json_is_array(acts)))
+            rc = diag_set(d, ERR_INVALID, "%s : unitTypes.%s : label et activities attendus", path,
+                          k);
+        json_array_foreach(acts, i, a) if (rc == 0 && !json_is_string(a)) rc =
+            diag_set(d, ERR_INVALID, "%s : unitTypes.%s.activities : codes attendus", path, k);
+    }
+    if (rc == 0 && ut)
+        e->unit_types = json_incref(ut);
     json_decref(doc);
     if (rc != 0) {
-        free(e);
+        capacity_expiry_free(e);
         return rc;
     }
     *out = e;
@@ -390,7 +418,32 @@ int capacity_expiry_load(const char *path, CapacityExpiry **out, Diag *d)
 
 void capacity_expiry_free(CapacityExpiry *e)
 {
+    if (!e)
+        return;
+    json_decref(e->unit_types);
     free(e);
+}
+
+const char *capacity_unit_type(const CapacityExpiry *e, const char *activity, const char **label)
+{
+    const char *k;
+    json_t *v;
+    if (!e || !activity)
+        return NULL;
+    json_object_foreach(e->unit_types, k, v)
+    {
+        json_t *a;
+        size_t i;
+        json_array_foreach(json_object_get(v, "activities"), i, a)
+        {
+            if (strcmp(json_string_value(a), activity) == 0) {
+                if (label)
+                    *label = json_string_value(json_object_get(v, "label"));
+                return k;
+            }
+        }
+    }
+    return NULL;
 }
 
 double capacity_expiry_hours(const CapacityExpiry *e, const char *key)
@@ -414,4 +467,17 @@ int64_t capacity_declared_at(const char *update_date, int64_t changed_at)
     if (update_date && time_parse_range(update_date, strlen(update_date), &lo, &hi) == 0)
         return lo;
     return changed_at;
+}
+
+bool capacity_unit_type_known(const CapacityExpiry *e, const char *type)
+{
+    return e && json_object_get(e->unit_types, type) != NULL;
+}
+
+bool capacity_unit_type_label(const CapacityExpiry *e, const char *type, const char **label)
+{
+    json_t *t = e ? json_object_get(e->unit_types, type) : NULL;
+    if (t && label)
+        *label = json_string_value(json_object_get(t, "label"));
+    return t != NULL;
 }

@@ -73,6 +73,17 @@ int capacity_expiry_load(const char *path, CapacityExpiry **out, Diag *d);
 void capacity_expiry_free(CapacityExpiry *e);
 /** Expiry of an indicator (by the status in its key), in hours; 24 without a table. */
 double capacity_expiry_hours(const CapacityExpiry *e, const char *indicator_key);
+/** False for an extra-bed (status 06) or crisis indicator of a unit in département `dep` when
+ *  no crisis among `open` (ended ones are skipped) covers it: once the ARS closed the crisis,
+ *  such figures are history, not current capacity (they stay in the events). */
+bool capacity_indicator_live(const char *key, const char *dep, const Crisis *open, size_t n);
+/** The unit type (data/capacity.json `unitTypes`: "reanimation", "soins-intensifs", "usc"...)
+ *  of an activité opérationnelle code (TRE_R211), and its French label; NULL when none. */
+const char *capacity_unit_type(const CapacityExpiry *e, const char *activity, const char **label);
+/** True when `type` is a key of `unitTypes`. */
+bool capacity_unit_type_known(const CapacityExpiry *e, const char *type);
+/** The French label of unit type `type` into *label; false when unknown. */
+bool capacity_unit_type_label(const CapacityExpiry *e, const char *type, const char **label);
 /** When the figure was last declared (epoch ms): its capacityUpdateDate when it parses, else
  *  `changed_at` (the time of the version that changed it). */
 int64_t capacity_declared_at(const char *update_date, int64_t changed_at);

@@ -1408,3 +1408,27 @@ size_t orient_names(Orient *o, Arena *a, const char *text, size_t max, OrientNam
     pthread_rwlock_unlock(&o->lock);
     return n;
 }
+
+size_t orient_site_offer_codes(Orient *o, Arena *a, const char *location_id, const char *param,
+                               const char **out, size_t max)
+{
+    orient_sync(o);
+    pthread_rwlock_rdlock(&o->lock);
+    size_t n = 0;
+    int32_t si = ent_find(&o->t[K_LOC], location_id);
+    int16_t pi = -1;
+    for (uint16_t i = 0; i < o->nparams; i++)
+        if (strcmp(o->params[i], param) == 0)
+            pi = (int16_t)i;
+    if (si >= 0 && pi >= 0) {
+        const U32Vec *sv = &o->t[K_LOC].e[si].services;
+        for (uint32_t k = 0; k < sv->n && n < max; k++) {
+            const Ent *hs = &o->t[K_HS].e[vec_data(sv)[k]];
+            for (uint32_t c = 0; hs->present && c < hs->ncodes && n < max; c++)
+                if (hs->codes[c].param == (uint16_t)pi)
+                    out[n++] = arena_strdup(a, o->code_str[hs->codes[c].code]);
+        }
+    }
+    pthread_rwlock_unlock(&o->lock);
+    return n;
+}

@@ -128,6 +128,12 @@ typedef struct OrientName {
  *  prefix, exact word matches first; at most max written to out (strings in a). */
 size_t orient_names(Orient *o, Arena *a, const char *text, size_t max, OrientName *out);
 
+/** The codes ("system|code") that the offers delivered at Location `location_id` carry under
+ *  search parameter `param` (e.g. "specialty": their activités opérationnelles), at most max,
+ *  copied into a. 0 when the site is unknown or has no offer. */
+size_t orient_site_offer_codes(Orient *o, Arena *a, const char *location_id, const char *param,
+                               const char **out, size_t max);
+
 typedef struct OrientStats {
     size_t organizations, locations, services; /* present */
     size_t positioned;                          /* locations with a position */
