@@ -248,6 +248,25 @@ describe('the index follows writes and restarts', () => {
   });
 });
 
+describe('FHIR near-insee-code', () => {
+  test('code|distance|unit: a radius around the commune centre (communes table)', async () => {
+    const place = (await orient({ need: 'x', commune: '94028', radius: 1 })).json.place; // Créteil
+    const r = await raw(srv.base, `Location?near-insee-code=${encodeURIComponent('94028|5|km')}&_sort=near`);
+    assert.equal(r.status, 200, r.text);
+    const want = demoOf('Location').filter((l) => km(place, { lat: l.position.latitude, lon: l.position.longitude }) <= 5).map((l) => l.id);
+    const got = r.json.entry.filter((e) => e.search.mode === 'match');
+    assert.deepEqual(got.map((e) => e.resource.id).sort(), want.sort());
+    assert.ok(want.includes('loc-mondor-rea'));
+    for (const e of got) {
+      const l = e.resource.position;
+      assert.ok(Math.abs(e.search.extension[0].valueDistance.value - km(place, { lat: l.latitude, lon: l.longitude })) < 1e-5);
+    }
+    const unknown = await raw(srv.base, `Location?near-insee-code=${encodeURIComponent('00000|5|km')}`);
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.json.resourceType, 'OperationOutcome');
+  });
+});
+
 describe('type-ahead and bad input', () => {
   test('suggest: unit names and NOS labels by prefix', async () => {
     const r = await raw(srv.base, `${origin}/orientation/suggest?q=${encodeURIComponent('pitié sal')}`);
