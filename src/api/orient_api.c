@@ -270,78 +270,136 @@ static const char *param_label(const char *param)
     return param;
 }
 
-static json_t *why_json(OrientApi *o, Arena *a, const OrientWhy *w, const OrientHit *h,
-                        json_t *texts)
+/* JSON text helpers: the answer is written straight into a Buf (a tree of jansson objects
+ * per result cost more than the search itself). */
+static void jstr(Buf *b, const char *s)
 {
-    json_t *j = json_pack("{s:s,s:s}", "source", w->source, "param", w->param);
+    buf_add_json_string(b, s, strlen(s));
+}
+
+static void jkey(Buf *b, const char *k, bool first)
+{
+    if (!first)
+        buf_add(b, ",", 1);
+    jstr(b, k);
+    buf_add(b, ":", 1);
+}
+
+/* One reason: the structured form into `matched`, the French sentence into `texts`. */
+static void why_write(OrientApi *o, Arena *a, const OrientWhy *w, const OrientHit *h, Buf *matched,
+                      Buf *texts)
+{
+    if (matched->len > 1)
+        buf_add(matched, ",", 1);
+    if (texts->len > 1)
+        buf_add(texts, ",", 1);
+    buf_adds(matched, "{");
+    jkey(matched, "source", true);
+    jstr(matched, w->source);
+    jkey(matched, "param", false);
+    jstr(matched, w->param);
     if (!w->system) { /* a name match */
-        json_object_set_new(j, "text", json_string(w->code));
-        json_array_append_new(texts, json_sprintf("%s : « %s » correspond à « %s »",
-                                                  w->source, w->code,
-                                                  h->name ? h->name : h->org_name ? h->org_name
-                                                                                  : h->id));
-        return j;
+        jkey(matched, "text", false);
+        jstr(matched, w->code);
+        buf_adds(matched, "}");
+        jstr(texts, arena_printf(a, "%s : « %s » correspond à « %s »", w->source, w->code,
+                                 h->name       ? h->name
+                                 : h->org_name ? h->org_name
+                                               : h->id));
+        return;
     }
-    json_object_set_new(j, "system", json_string(w->system));
-    json_object_set_new(j, "code", json_string(w->code));
+    jkey(matched, "system", false);
+    jstr(matched, w->system);
+    jkey(matched, "code", false);
+    jstr(matched, w->code);
     const char *display = NULL;
     TermConcept c;
     if (o->term && terminology_lookup(o->term, a, w->system, NULL, w->code, &c, NULL) == 0)
         display = c.display;
-    if (display)
-        json_object_set_new(j, "display", json_string(display));
-    json_array_append_new(texts, json_sprintf("%s (%s) : %s%s%s", param_label(w->param),
-                                              w->source, w->code, display ? " — " : "",
-                                              display ? display : ""));
-    return j;
+    if (display) {
+        jkey(matched, "display", false);
+        jstr(matched, display);
+    }
+    buf_adds(matched, "}");
+    jstr(texts, arena_printf(a, "%s (%s) : %s%s%s", param_label(w->param), w->source, w->code,
+                             display ? " — " : "", display ? display : ""));
 }
 
-static json_t *hit_json(OrientApi *o, Arena *a, const OrientHit *h, size_t rank, int64_t now)
+static void hit_write(OrientApi *o, Arena *a, const OrientHit *h, size_t rank, int64_t now,
+                      Buf *b)
 {
-    json_t *j = json_pack("{s:I,s:s,s:s,s:s}", "rank", (json_int_t)rank, "type", h->type, "id",
-                          h->id, "reference", arena_printf(a, "%s/%s", h->type, h->id));
-    if (h->name)
-        json_object_set_new(j, "name", json_string(h->name));
-    if (h->org_id) {
-        json_t *org =
-            json_pack("{s:s}", "reference", arena_printf(a, "Organization/%s", h->org_id));
-        if (h->org_name)
-            json_object_set_new(org, "name", json_string(h->org_name));
-        json_object_set_new(j, "organization", org);
+    buf_printf(b, "{\"rank\":%zu", rank);
+    jkey(b, "type", false);
+    jstr(b, h->type);
+    jkey(b, "id", false);
+    jstr(b, h->id);
+    jkey(b, "reference", false);
+    jstr(b, arena_printf(a, "%s/%s", h->type, h->id));
+    if (h->name) {
+        jkey(b, "name", false);
+        jstr(b, h->name);
     }
-    json_object_set_new(j, "location",
-                        json_pack("{s:s,s:f,s:f}", "reference",
-                                  arena_printf(a, "Location/%s", h->location_id), "lat", h->lat,
-                                  "lon", h->lon));
-    json_object_set_new(j, "distance_km", json_real(round(h->distance_km * 1000.0) / 1000.0));
-    json_t *beds = json_object();
-    json_object_set_new(beds, "available", h->beds >= 0 ? json_integer(h->beds) : json_null());
+    if (h->org_id) {
+        jkey(b, "organization", false);
+        buf_adds(b, "{\"reference\":");
+        jstr(b, arena_printf(a, "Organization/%s", h->org_id));
+        if (h->org_name) {
+            jkey(b, "name", false);
+            jstr(b, h->org_name);
+        }
+        buf_adds(b, "}");
+    }
+    jkey(b, "location", false);
+    buf_adds(b, "{\"reference\":");
+    jstr(b, arena_printf(a, "Location/%s", h->location_id));
+    buf_printf(b, ",\"lat\":%.7f,\"lon\":%.7f}", h->lat, h->lon);
+    buf_printf(b, ",\"distance_km\":%.3f", h->distance_km);
+    buf_adds(b, ",\"beds\":{\"available\":");
+    if (h->beds >= 0)
+        buf_printf(b, "%lld", (long long)h->beds);
+    else
+        buf_adds(b, "null");
     if (h->beds_at) {
         char ts[32];
         time_format_instant(h->beds_at, ts);
-        json_object_set_new(beds, "declaredAt", json_string(ts));
-        json_object_set_new(beds, "ageMinutes", json_integer((now - h->beds_at) / 60000));
+        buf_printf(b, ",\"declaredAt\":\"%s\",\"ageMinutes\":%lld", ts,
+                   (long long)((now - h->beds_at) / 60000));
     }
-    json_object_set_new(j, "beds", beds);
-    json_object_set_new(j, "open", h->open < 0 ? json_null() : json_boolean(h->open));
-    json_object_set_new(j, "sensitive", json_boolean(h->sensitive));
-    json_t *texts = json_array(), *matched = json_array();
+    buf_adds(b, "}");
+    buf_printf(b, ",\"open\":%s,\"sensitive\":%s",
+               h->open < 0   ? "null"
+               : h->open > 0 ? "true"
+                             : "false",
+               h->sensitive ? "true" : "false");
+    Buf matched, texts;
+    buf_init(&matched, 1 << 20);
+    buf_init(&texts, 1 << 20);
+    buf_add(&matched, "[", 1);
+    buf_add(&texts, "[", 1);
     for (size_t i = 0; i < h->nwhy; i++)
-        json_array_append_new(matched, why_json(o, a, &h->why[i], h, texts));
+        why_write(o, a, &h->why[i], h, &matched, &texts);
     char km[32];
     snprintf(km, sizeof km, "%.1f", h->distance_km);
     for (char *c = km; *c; c++)
         if (*c == '.')
             *c = ','; /* French decimal comma */
-    json_array_append_new(texts, json_sprintf("à %s km", km));
-    if (h->beds > 0)
-        json_array_append_new(texts, json_sprintf("%lld lit(s) disponible(s) déclaré(s) il y a "
-                                                  "%lld min",
-                                                  (long long)h->beds,
-                                                  (long long)((now - h->beds_at) / 60000)));
-    json_object_set_new(j, "why", texts);
-    json_object_set_new(j, "matched", matched);
-    return j;
+    if (texts.len > 1)
+        buf_add(&texts, ",", 1);
+    jstr(&texts, arena_printf(a, "à %s km", km));
+    if (h->beds > 0) {
+        buf_add(&texts, ",", 1);
+        jstr(&texts, arena_printf(a, "%lld lit(s) disponible(s) déclaré(s) il y a %lld min",
+                                  (long long)h->beds, (long long)((now - h->beds_at) / 60000)));
+    }
+    buf_add(&matched, "]", 1);
+    buf_add(&texts, "]", 1);
+    buf_adds(b, ",\"why\":");
+    buf_add(b, texts.p, texts.len);
+    buf_adds(b, ",\"matched\":");
+    buf_add(b, matched.p, matched.len);
+    buf_adds(b, "}");
+    buf_cleanup(&matched);
+    buf_cleanup(&texts);
 }
 
 /* ------------------------------------------------------------------ gaps */
@@ -446,7 +504,7 @@ static void h_orientation(HttpRequest *r, void *ctx)
                      .age = -1,
                      .now_ms = time_now_ms(),
                      .limit = LIMIT_DEFAULT};
-    double x;
+    double x = 0;
     const char *bad = NULL;
     if (has(p, "radius") && (!num_of(p, "radius", &x) || !(x > 0) || x > RADIUS_MAX_KM))
         bad = "radius : rayon en km, de 0 à 1000";
@@ -489,36 +547,48 @@ static void h_orientation(HttpRequest *r, void *ctx)
         return;
     }
     int64_t t1 = time_mono_ns();
-    json_t *out = json_object();
-    json_t *place = json_pack("{s:f,s:f,s:s}", "lat", pl.lat, "lon", pl.lon, "label", pl.label);
-    if (pl.commune)
-        json_object_set_new(place, "commune", json_string(pl.commune));
-    json_object_set_new(out, "place", place);
-    json_object_set_new(out, "requested_radius_km", json_real(q.radius_km));
-    json_object_set_new(out, "radius_km", json_real(res.radius_km));
-    json_object_set_new(out, "widened", json_boolean(res.widened > 0));
-    if (res.widened)
-        json_object_set_new(
-            out, "message",
-            json_sprintf("Moins de %zu résultat(s) dans un rayon de %g km : rayon élargi à %g km.",
-                         q.min_results, q.radius_km, res.radius_km));
-    else if (res.total == 0)
-        json_object_set_new(out, "message",
-                            json_sprintf("Aucun résultat dans un rayon de %g km.", res.radius_km));
-    json_object_set_new(out, "total", json_integer((json_int_t)res.total));
-    json_t *hits = json_array();
-    for (size_t k = 0; k < res.nhits; k++)
-        json_array_append_new(hits, hit_json(o, &r->arena, &res.hits[k], k + 1, q.now_ms));
-    json_object_set_new(out, "results", hits);
-    json_object_set_new(out, "candidates", json_integer((json_int_t)res.scanned_units));
-    json_object_set_new(out, "took_us", json_integer((t1 - t0) / 1000));
+    Buf b;
+    buf_init(&b, 64u << 20);
+    buf_printf(&b, "{\"place\":{\"lat\":%.7f,\"lon\":%.7f,\"label\":", pl.lat, pl.lon);
+    jstr(&b, pl.label);
+    if (pl.commune) {
+        jkey(&b, "commune", false);
+        jstr(&b, pl.commune);
+    }
+    buf_printf(&b, "},\"requested_radius_km\":%g,\"radius_km\":%g,\"widened\":%s", q.radius_km,
+               res.radius_km, res.widened ? "true" : "false");
+    if (res.widened) {
+        jkey(&b, "message", false);
+        jstr(&b, arena_printf(&r->arena,
+                              "Moins de %zu résultat(s) dans un rayon de %g km : rayon élargi à "
+                              "%g km.",
+                              q.min_results, q.radius_km, res.radius_km));
+    } else if (res.total == 0) {
+        jkey(&b, "message", false);
+        jstr(&b, arena_printf(&r->arena, "Aucun résultat dans un rayon de %g km.", res.radius_km));
+    }
+    buf_printf(&b, ",\"total\":%zu,\"results\":[", res.total);
+    for (size_t k = 0; k < res.nhits; k++) {
+        if (k)
+            buf_add(&b, ",", 1);
+        hit_write(o, &r->arena, &res.hits[k], k + 1, q.now_ms, &b);
+    }
+    buf_printf(&b, "],\"candidates\":%zu,\"took_us\":%lld}", res.scanned_units,
+               (long long)((t1 - t0) / 1000));
     if (res.total == 0)
         gap_record(o, r, p);
     json_decref(p);
+    if (b.overflow) {
+        buf_cleanup(&b);
+        fail(r, ERR_TOO_LARGE, "%s", "réponse trop volumineuse : réduire limit");
+        return;
+    }
     char timing[64];
     snprintf(timing, sizeof timing, "orient;dur=%.3f", (double)(t1 - t0) / 1e6);
     http_header_set(r, "Server-Timing", timing);
-    respond_json(r, out);
+    size_t len;
+    char *text = buf_steal(&b, &len);
+    http_respond(r, 200, JSON_TYPE, text, len);
 }
 
 static void h_gaps(HttpRequest *r, void *ctx)

@@ -341,6 +341,7 @@ static uint32_t code_intern(Orient *o, const char *system, const char *code)
 /* ------------------------------------------------------------------ geography */
 
 #define CELL_DEG 0.2
+#define KM_PER_DEGREE 111.19508 /* of latitude, on the sphere of core's haversine */
 
 static uint64_t cell_of(double lat, double lon)
 {
@@ -962,7 +963,12 @@ static void sort_unique(U32Vec *v)
 {
     if (v->n < 2)
         return;
-    qsort(vec_data(v), v->n, sizeof(uint32_t), u32_cmp);
+    uint32_t *d = vec_data(v);
+    bool sorted = true; /* postings are mostly in slot order already */
+    for (uint32_t i = 1; i < v->n && sorted; i++)
+        sorted = d[i - 1] <= d[i];
+    if (!sorted)
+        qsort(d, v->n, sizeof(uint32_t), u32_cmp);
     uint32_t k = 1;
     for (uint32_t i = 1; i < v->n; i++)
         if (vec_data(v)[i] != vec_data(v)[k - 1])
@@ -1179,13 +1185,16 @@ static int cand_cmp(const void *a, const void *b)
 
 /* Take the sites' distances (nearest kept) and, when they are the unit's, their fresh
  * available-now beds into c. */
-static void sites_visit(const Orient *o, const OrientQuery *q, const U32Vec *sites, bool beds,
-                        Cand *c)
+static void sites_visit(const Orient *o, const OrientQuery *q, double max_km, const U32Vec *sites,
+                        bool beds, Cand *c)
 {
     for (uint32_t i = 0; i < sites->n; i++) {
         uint32_t si = vec_data(sites)[i];
         const Ent *s = &o->t[K_LOC].e[si];
         if (!s->present || !s->has_pos)
+            continue;
+        /* a latitude difference alone already puts it beyond the largest radius: no trig */
+        if (fabs(s->lat - q->lat) * KM_PER_DEGREE > max_km && !(c->dist_km < INFINITY))
             continue;
         double km = geo_distance_m(q->lat, q->lon, s->lat, s->lon) / 1000.0;
         if (km < c->dist_km) {
@@ -1204,14 +1213,15 @@ static void sites_visit(const Orient *o, const OrientQuery *q, const U32Vec *sit
 }
 
 /* An establishment's places: its managed sites, else the sites of its offers. */
-static void org_visit(const Orient *o, const OrientQuery *q, const Ent *org, bool beds, Cand *c)
+static void org_visit(const Orient *o, const OrientQuery *q, double max_km, const Ent *org,
+                      bool beds, Cand *c)
 {
     if (any_positioned(o, &org->sites)) {
-        sites_visit(o, q, &org->sites, beds, c);
+        sites_visit(o, q, max_km, &org->sites, beds, c);
         return;
     }
     for (uint32_t i = 0; i < org->services.n; i++)
-        sites_visit(o, q, &o->t[K_HS].e[vec_data(&org->services)[i]].sites, beds, c);
+        sites_visit(o, q, max_km, &o->t[K_HS].e[vec_data(&org->services)[i]].sites, beds, c);
 }
 
 /* Fill a candidate's distance, beds and opening; false when it has no positioned site within
@@ -1235,11 +1245,11 @@ static bool cand_eval(const Orient *o, const OrientQuery *q, double max_km, uint
     /* Placed by its own sites; an offer without one by its provider's (the establishment's
      * managed sites, else its offers' sites), whose beds are not the offer's. */
     if (UREF_HS(u) && any_positioned(o, &ue->sites))
-        sites_visit(o, q, &ue->sites, true, c);
+        sites_visit(o, q, max_km, &ue->sites, true, c);
     else if (UREF_HS(u) && ue->org >= 0)
-        org_visit(o, q, &o->t[K_ORG].e[ue->org], false, c);
+        org_visit(o, q, max_km, &o->t[K_ORG].e[ue->org], false, c);
     else if (!UREF_HS(u))
-        org_visit(o, q, ue, true, c);
+        org_visit(o, q, max_km, ue, true, c);
     if (!(c->dist_km <= max_km))
         return false;
     if (q->beds_now && c->beds <= 0)
