@@ -151,10 +151,11 @@ describe('widening and gaps', () => {
     assert.equal(r.status, 200);
     assert.equal(r.json.total, 0);
     let g;
-    for (let i = 0; i < 50; i++) { // the gap is written after the answer (asynchronously)
+    // the gap is written after the answer (asynchronously): poll, bounded by a deadline
+    for (const deadline = Date.now() + 10000; Date.now() < deadline;) {
       g = (await raw(srv.base, `${origin}/orientation/gaps`)).json;
       if (g.count > before) break;
-      await new Promise((res) => setImmediate(res));
+      await new Promise((res) => setTimeout(res, 10));
     }
     assert.equal(g.count, before + 1);
     assert.deepEqual(g.gaps[0].query.need, ['lithotritie extracorporelle zz']);
