@@ -149,7 +149,7 @@ static int parse_token(SearchPlan *p, const char *raw, SearchValue *v, Diag *d)
 }
 
 #define NEAR_DEFAULT_KM 50.0
-#define NEAR_MAX_KM 20000.0 /* half the Earth's circumference: everything */
+#define NEAR_MAX_KM 20016.0 /* just over half the circumference (pi x 6371.0088 km): all */
 
 /* A strict decimal: no hex, inf, nan or trailing text. */
 static bool parse_decimal(const char *s, double *out)

@@ -1,6 +1,8 @@
 /* json: jansson helpers and the resource text rewriter. */
 #include "json/json.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,12 +22,84 @@ const char *json_str(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
+/* A real in the shortest of %.15g, %.16g, %.17g that reads back as the same double (15 digits
+ * print 0.1 as 0.1; 17 keep every double exactly), with a decimal point or exponent so that it
+ * stays a real. */
+static int real_add(Buf *b, double x)
+{
+    char t[40];
+    if (!isfinite(x))
+        return buf_adds(b, "null");
+    for (int p = 15; p <= 17; p++) {
+        snprintf(t, sizeof t, "%.*g", p, x);
+        if (strtod(t, NULL) == x)
+            break;
+    }
+    int rc = buf_adds(b, t);
+    if (rc == 0 && !strpbrk(t, ".eEn"))
+        rc = buf_adds(b, ".0");
+    return rc;
+}
+
+static int dump(Buf *b, const json_t *v, int depth)
+{
+    if (depth > 512)
+        return ERR_TOO_LARGE;
+    int rc = 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *m;
+        bool first = true;
+        rc = buf_add(b, "{", 1);
+        json_object_foreach((json_t *)v, k, m)
+        {
+            if (rc == 0 && !first)
+                rc = buf_add(b, ",", 1);
+            first = false;
+            if (rc == 0)
+                rc = buf_add_json_string(b, k, strlen(k));
+            if (rc == 0)
+                rc = buf_add(b, ":", 1);
+            if (rc == 0)
+                rc = dump(b, m, depth + 1);
+        }
+        return rc ? rc : buf_add(b, "}", 1);
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *m;
+        rc = buf_add(b, "[", 1);
+        json_array_foreach(v, i, m)
+        {
+            if (rc == 0 && i)
+                rc = buf_add(b, ",", 1);
+            if (rc == 0)
+                rc = dump(b, m, depth + 1);
+        }
+        return rc ? rc : buf_add(b, "]", 1);
+    }
+    case JSON_STRING: return buf_add_json_string(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: return buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL: return real_add(b, json_real_value(v));
+    case JSON_TRUE: return buf_adds(b, "true");
+    case JSON_FALSE: return buf_adds(b, "false");
+    default: return buf_adds(b, "null");
+    }
+}
+
 char *json_dump_compact(const json_t *v, size_t *len)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
-                                JSON_REAL_PRECISION(15));
-    if (s && len)
-        *len = strlen(s);
+    Buf b;
+    buf_init(&b, (size_t)1 << 30);
+    if (!v || dump(&b, v, 0) != 0) {
+        buf_cleanup(&b);
+        return NULL;
+    }
+    size_t n;
+    char *s = buf_steal(&b, &n);
+    if (len)
+        *len = n;
     return s;
 }
 

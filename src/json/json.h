@@ -20,8 +20,9 @@ int json_parse(const char *p, size_t len, json_t **out, Diag *d);
 /** Member `key` of `obj` as a string, or NULL when absent or not a string. Borrowed. */
 const char *json_str(const json_t *obj, const char *key);
 
-/** Compact dump (no spaces, keys in insertion order, reals with 15 significant digits).
- *  Caller frees. NULL only if the value cannot be encoded. */
+/** Compact dump (no spaces, keys in insertion order, each real in the shortest form that reads
+ *  back as the same double: 0.1 stays 0.1, 2.1234567890123456 keeps its digits). Caller frees.
+ *  NULL only if the value cannot be encoded (nesting deeper than 512). */
 char *json_dump_compact(const json_t *v, size_t *len);
 
 /**
