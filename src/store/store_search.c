@@ -22,11 +22,13 @@ typedef struct Sql {
     Bind *binds;
     size_t n, cap;
     const ParamMap *params;
+    const SearchClause *driving; /* the near clause that drives the main query (g.gd), or NULL */
 } Sql;
 
 static void sql_init(Sql *q, Conn *c)
 {
     q->params = conn_params(c);
+    q->driving = NULL;
     buf_init(&q->text, 1 << 20);
     q->binds = NULL;
     q->n = q->cap = 0;
@@ -314,10 +316,10 @@ static void emit_values(Sql *q, Arena *a, const SearchClause *c, const char *pre
 /* The pks of the positions within v's great-circle radius: the R*Tree selects a bounding box
  * (latitude band; longitude band unless it would reach a pole or the antimeridian), the exact
  * distance decides. */
-static void emit_geo_set(Sql *q, const SearchValue *v)
+static void emit_geo_box(Sql *q, const SearchValue *v)
 {
     double dlat = v->radius_m / METRES_PER_DEGREE + 1e-6;
-    sql_add(q, "SELECT id FROM sp_geo WHERE lat1 >= ");
+    sql_add(q, "lat1 >= ");
     sql_real(q, v->lat - dlat);
     sql_add(q, " AND lat0 <= ");
     sql_real(q, v->lat + dlat);
@@ -331,6 +333,12 @@ static void emit_geo_set(Sql *q, const SearchValue *v)
             sql_real(q, v->lon + dlon);
         }
     }
+}
+
+static void emit_geo_set(Sql *q, const SearchValue *v)
+{
+    sql_add(q, "SELECT id FROM sp_geo WHERE ");
+    emit_geo_box(q, v);
     sql_add(q, " AND ror_distance(lat, lon, ");
     sql_real(q, v->lat);
     sql_add(q, ", ");
@@ -344,6 +352,10 @@ static void emit_geo_set(Sql *q, const SearchValue *v)
 static void emit_distance(Sql *q, const SearchPlan *p)
 {
     const SearchValue *v = &p->near->values[0];
+    if (q->driving == p->near) {
+        sql_add(q, "g.gd");
+        return;
+    }
     if (!p->near_via) {
         sql_add(q, "(SELECT ror_distance(lat, lon, ");
         sql_real(q, v->lat);
@@ -467,6 +479,8 @@ static size_t emit_units(Sql *q, Arena *a, const SearchClause *cs, size_t n, con
     int done[64];
     size_t ndone = 0, units = 0;
     for (size_t i = 0; i < n; i++) {
+        if (&cs[i] == q->driving)
+            continue; /* the FROM clause already holds it */
         int g = clause_group(&cs[i]);
         if (g) {
             bool seen = false;
@@ -839,28 +853,68 @@ int search_run(Conn *c, Arena *a, const SearchPlan *p, StorePage *out, Diag *d)
         return rc;
 
     sql_init(&q, c);
+    if (p->near && !p->near_via)
+        q.driving = p->near;
+    /* The page's keys are found and sorted on narrow rows (pk, sort keys, distance); only the
+     * page's rows then fetch their bodies (a sort of thousands of rows with their bodies cost
+     * more than the search). */
     sql_add(&q, "SELECT " RES_COLS);
     for (size_t i = 0; i < p->nsorts; i++) {
-        sql_add(&q, ", ");
-        emit_sort_expr(&q, p, &p->sorts[i]);
+        char col[32];
+        snprintf(col, sizeof col, ", t.s%zu", i);
+        sql_add(&q, col);
     }
     int dist_col = 8 + (int)p->nsorts;
+    if (p->near)
+        sql_add(&q, ", t.dd");
+    sql_add(&q, " FROM (SELECT r.pk AS k");
+    for (size_t i = 0; i < p->nsorts; i++) {
+        char col[32];
+        snprintf(col, sizeof col, " AS s%zu", i);
+        sql_add(&q, ", ");
+        emit_sort_expr(&q, p, &p->sorts[i]);
+        sql_add(&q, col);
+    }
     if (p->near) {
         sql_add(&q, ", ");
         emit_distance(&q, p);
+        sql_add(&q, " AS dd");
     }
-    sql_add(&q, " FROM resource r");
+    if (q.driving) {
+        /* proximity drives: the positions in the box with their distance, then their
+         * resources (no distance recomputed per row by a subquery) */
+        sql_add(&q, " FROM (SELECT id AS gid, ror_distance(lat, lon, ");
+        sql_real(&q, p->near->values[0].lat);
+        sql_add(&q, ", ");
+        sql_real(&q, p->near->values[0].lon);
+        sql_add(&q, ") AS gd FROM sp_geo WHERE ");
+        emit_geo_box(&q, &p->near->values[0]);
+        sql_add(&q, ") g JOIN resource r ON r.pk = g.gid");
+    } else {
+        sql_add(&q, " FROM resource r");
+    }
     emit_where(&q, a, p);
+    if (q.driving) {
+        sql_add(&q, " AND g.gd <= ");
+        sql_real(&q, p->near->values[0].radius_m);
+    }
     if (p->cursor)
         emit_keyset(&q, p, vals, after_pk);
     sql_add(&q, " ORDER BY ");
     for (size_t i = 0; i < p->nsorts; i++) {
         char col[32];
-        snprintf(col, sizeof col, "%zu%s, ", i + 9, p->sorts[i].desc ? " DESC" : "");
+        snprintf(col, sizeof col, "s%zu%s, ", i, p->sorts[i].desc ? " DESC" : "");
         sql_add(&q, col);
     }
     sql_add(&q, "r.pk LIMIT ");
     sql_int(&q, p->count + 1);
+    sql_add(&q, ") t JOIN resource r ON r.pk = t.k ORDER BY ");
+    for (size_t i = 0; i < p->nsorts; i++) {
+        char col[32];
+        snprintf(col, sizeof col, "t.s%zu%s, ", i, p->sorts[i].desc ? " DESC" : "");
+        sql_add(&q, col);
+    }
+    sql_add(&q, "t.k");
     if (q.text.overflow) {
         sql_cleanup(&q);
         return diag_set(d, ERR_TOO_LARGE, "requête trop complexe");
