@@ -299,6 +299,7 @@ static int cmd_serve(int argc, char **argv)
      * commits what is queued and resumes the suspended requests (later writes get 503); then
      * the HTTP server stops with no suspended connection left; then the store closes. */
     http_quiesce(http);
+    api_stop(api); /* subscription deliveries save their progress while the store still writes */
     if (store)
         store_drain(store);
     http_stop(http);

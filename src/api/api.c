@@ -28,6 +28,7 @@ struct Api {
     const struct CapacityExpiry *expiry;
     struct Orient *orient;
     void *orient_api;
+    struct SubscriptionHub *subs;
 };
 
 char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
@@ -41,11 +42,20 @@ CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, struct Events *ev
 void capacity_feed_free(CapacityFeed *f);
 /* orient_api.c */
 void *orient_api_routes(HttpServer *s, struct Orient *orient, Terminology *term, Store *store);
+/* subscription_api.c */
+typedef struct SubscriptionHub SubscriptionHub;
+SubscriptionHub *subscription_api_routes(HttpServer *s, Store *store, struct Events *events,
+                                         const char *base);
+void subscription_hub_stop(SubscriptionHub *h);
+void subscription_hub_free(SubscriptionHub *h);
+int subscription_check(json_t *res, Diag *d);
 
 /* Profile checks, then the codes of bound elements against the loaded NOS value sets. */
 static int resource_check(Api *a, const char *type, json_t *res, Diag *d)
 {
     int rc = fhir_resource_check(type, res, d);
+    if (rc == 0 && strcmp(type, "Subscription") == 0)
+        rc = subscription_check(res, d);
     if (rc == 0 && a->term)
         rc = terminology_check_resource(a->term, type, res, d);
     return rc;
@@ -70,12 +80,19 @@ void api_free(Api *a)
 {
     if (!a)
         return;
+    subscription_hub_free(a->subs);
     capacity_feed_free(a->feed);
     free(a->orient_api);
     free(a->base);
     free(a->capability);
     free(a->version);
     free(a);
+}
+
+void api_stop(Api *a)
+{
+    if (a)
+        subscription_hub_stop(a->subs);
 }
 
 const char *api_capability_text(const Api *a)
@@ -937,4 +954,5 @@ void api_routes(Api *a, HttpServer *s)
     a->feed = capacity_api_routes(s, a->store, a->events, a->expiry, a->orient, a->term);
     if (a->orient)
         a->orient_api = orient_api_routes(s, a->orient, a->term, a->store);
+    a->subs = subscription_api_routes(s, a->store, a->events, a->base);
 }

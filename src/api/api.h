@@ -29,6 +29,10 @@ typedef struct ApiOptions {
 
 Api *api_new(const ApiOptions *o);
 void api_free(Api *a);
+/** Stop the background work that writes to the store (subscription deliveries: what is in
+ *  flight is finished and saved, briefly). Call before the store stops taking writes; api_free
+ *  does it too. NULL is a no-op. */
+void api_stop(Api *a);
 /** Register the routes on the server. */
 void api_routes(Api *a, HttpServer *s);
 /** The CapabilityStatement this server publishes (JSON text, owned by Api). */

@@ -74,6 +74,12 @@ static const char rest_doc[] =
     "les TRE/JDV de la NOS chargés (ror import nos) ; à l'écriture, les codes des éléments liés "
     "par le guide à un JDV chargé (liaison required) doivent appartenir au JDV (sinon 400 "
     "business-rule). "
+    "Abonnements (Subscription, backport R4 des abonnements par sujet, canal rest-hook) : "
+    "criteria = https://ror.esante.local/SubscriptionTopic/capacity (chaque changement de "
+    "capacité), filtres backport-filter-criteria location=, organization=, departement= ; "
+    "notifications dans l'ordre des validations, numérotées sans trou, renvoyées après une "
+    "panne du destinataire (statut error entre-temps), reprises après un redémarrage ; "
+    "Subscription/[id]/$status. "
     "Non pris en charge : _filter, _content, _text, _elements, XML.";
 
 char *capability_build(const FhirRegistry *reg, const char *version)

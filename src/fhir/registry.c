@@ -23,6 +23,7 @@ static const FhirType types[] = {
     {"Task", ROR_SD "ror-task", ALL},
     {"CodeSystem", NULL, ALL_BUT_PATCH},
     {"ValueSet", NULL, ALL_BUT_PATCH},
+    {"Subscription", NULL, ALL_BUT_PATCH}, /* rest-hook notifications (subscription_api.c) */
     {NULL, NULL, 0},
 };
 

@@ -260,6 +260,27 @@ int store_txn_gap_add(StoreTxn *t, int64_t at, const char *author, const char *q
 /** Gaps recorded at or after `since` (epoch ms), newest first, at most `max` (*out in a). */
 int store_gaps(Store *s, Arena *a, int64_t since, size_t max, StoreGap **out, size_t *n, Diag *d);
 
+/** Where the rest-hook notifications of a live Subscription stand (its row is made with the
+ *  Subscription, by the store, at the last capacity event committed before it; deleting the
+ *  Subscription deletes it). */
+typedef struct SubscriptionState {
+    int64_t res;                    /* the Subscription's pk */
+    int64_t start_event;            /* the last capacity event committed before the Subscription */
+    int64_t last_event;             /* the last event delivered or passed over by its filter */
+    int64_t events;                 /* events notified since the start (the last event number) */
+    bool handshake;                 /* a handshake was acknowledged */
+    int64_t failures;               /* failed attempts in a row */
+    const char *last_error;         /* NULL: none */
+    int64_t error_at, delivered_at; /* epoch ms; 0: never */
+} SubscriptionState;
+
+/** The delivery state of Subscription `id` (strings in a). ERR_NOT_FOUND when it has none
+ *  (unknown or deleted). */
+int store_subscription_state(Store *s, Arena *a, const char *id, SubscriptionState *out, Diag *d);
+/** Save the delivery state (all fields but start_event). ERR_NOT_FOUND when the Subscription
+ *  was deleted meanwhile (nothing written). */
+int store_txn_subscription_state_set(StoreTxn *t, const SubscriptionState *v, Diag *d);
+
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {
     const char *type;

@@ -90,6 +90,32 @@ static const char *const migrations[] = {
     "CREATE TABLE orient_gap(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, author TEXT NOT NULL,"
     "  query TEXT NOT NULL);"
     "CREATE INDEX orient_gap_at ON orient_gap(at);",
+    /* 8: delivery state of each live Subscription (rest-hook notifications of capacity events).
+     * Its row is made by trigger in the transaction that creates (or re-creates) the
+     * Subscription, so the start is exactly the last capacity event committed before it,
+     * whatever the write path; deleting the Subscription deletes its row. */
+    "CREATE TABLE subscription_state(res INTEGER PRIMARY KEY REFERENCES resource(pk),"
+    "  start_event INTEGER NOT NULL, last_event INTEGER NOT NULL,"
+    "  events INTEGER NOT NULL DEFAULT 0, handshake INTEGER NOT NULL DEFAULT 0,"
+    "  failures INTEGER NOT NULL DEFAULT 0, last_error TEXT, error_at INTEGER,"
+    "  delivered_at INTEGER);"
+    "CREATE TRIGGER subscription_created AFTER INSERT ON resource"
+    "  WHEN NEW.type = 'Subscription' AND NEW.deleted = 0 BEGIN"
+    "  INSERT OR REPLACE INTO subscription_state(res, start_event, last_event)"
+    "    SELECT NEW.pk, m, m FROM (SELECT coalesce(max(id), 0) AS m FROM capacity_event);"
+    "  END;"
+    "CREATE TRIGGER subscription_recreated AFTER UPDATE OF deleted ON resource"
+    "  WHEN NEW.type = 'Subscription' AND OLD.deleted = 1 AND NEW.deleted = 0 BEGIN"
+    "  INSERT OR REPLACE INTO subscription_state(res, start_event, last_event)"
+    "    SELECT NEW.pk, m, m FROM (SELECT coalesce(max(id), 0) AS m FROM capacity_event);"
+    "  END;"
+    "CREATE TRIGGER subscription_deleted AFTER UPDATE OF deleted ON resource"
+    "  WHEN NEW.type = 'Subscription' AND NEW.deleted = 1 BEGIN"
+    "  DELETE FROM subscription_state WHERE res = NEW.pk;"
+    "  END;"
+    "INSERT OR IGNORE INTO subscription_state(res, start_event, last_event)"
+    "  SELECT pk, m, m FROM resource, (SELECT coalesce(max(id), 0) AS m FROM capacity_event)"
+    "  WHERE type = 'Subscription' AND deleted = 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -1634,4 +1660,69 @@ int store_gaps(Store *s, Arena *a, int64_t since, size_t max, StoreGap **out, si
     }
     reader_release(s, c);
     return rc;
+}
+
+/* ------------------------------------------------------------------ subscriptions */
+
+int store_subscription_state(Store *s, Arena *a, const char *id, SubscriptionState *out, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    sqlite3_stmt *st =
+        conn_stmt(c,
+                  "SELECT s.res, s.start_event, s.last_event, s.events, s.handshake, "
+                  "s.failures, s.last_error, s.error_at, s.delivered_at "
+                  "FROM subscription_state s JOIN resource r ON r.pk = s.res "
+                  "WHERE r.type = 'Subscription' AND r.id = ?1",
+                  d);
+    int rc = st ? 0 : ERR_IO;
+    if (st) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            out->res = sqlite3_column_int64(st, 0);
+            out->start_event = sqlite3_column_int64(st, 1);
+            out->last_event = sqlite3_column_int64(st, 2);
+            out->events = sqlite3_column_int64(st, 3);
+            out->handshake = sqlite3_column_int(st, 4) != 0;
+            out->failures = sqlite3_column_int64(st, 5);
+            out->last_error = col_text(a, st, 6);
+            out->error_at = sqlite3_column_int64(st, 7);
+            out->delivered_at = sqlite3_column_int64(st, 8);
+        } else if (step == SQLITE_DONE) {
+            rc = diag_set(d, ERR_NOT_FOUND, "aucun état de livraison pour cet abonnement");
+        } else {
+            rc = db_err(c->db, d, "subscription state");
+        }
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+int store_txn_subscription_state_set(StoreTxn *t, const SubscriptionState *v, Diag *d)
+{
+    sqlite3_stmt *st =
+        conn_stmt(t->conn,
+                  "UPDATE subscription_state SET last_event=?2, events=?3, handshake=?4, "
+                  "failures=?5, last_error=?6, error_at=?7, delivered_at=?8 WHERE res=?1",
+                  d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, v->res);
+    sqlite3_bind_int64(st, 2, v->last_event);
+    sqlite3_bind_int64(st, 3, v->events);
+    sqlite3_bind_int(st, 4, v->handshake);
+    sqlite3_bind_int64(st, 5, v->failures);
+    sqlite3_bind_text(st, 6, v->last_error, -1, SQLITE_STATIC);
+    if (v->error_at)
+        sqlite3_bind_int64(st, 7, v->error_at);
+    if (v->delivered_at)
+        sqlite3_bind_int64(st, 8, v->delivered_at);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return db_err(t->conn->db, d, "subscription state");
+    if (sqlite3_changes(t->conn->db) == 0)
+        return diag_set(d, ERR_NOT_FOUND, "abonnement supprimé");
+    return 0;
 }
