@@ -44,13 +44,27 @@
 #define MEASURE_POP "http://terminology.hl7.org/CodeSystem/measure-population"
 #define UNIT_TYPE_SYSTEM "urn:ror:capacity-unit-type"
 
+/* One SSE frame, built once for every stream: the event's text with what filters need. */
+typedef struct Frame {
+    int64_t id;
+    char *location, *organization, *departement;
+    char *text; /* "id: …\nevent: capacity\ndata: {…}\n\n" */
+    size_t len;
+} Frame;
+#define RING_MAX 4096
+
 struct CapacityFeed {
     struct Orient *orient;
     Terminology *term;
     Store *store;
     const CapacityExpiry *expiry;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* the stream list */
     struct CapStream *streams;
+    pthread_mutex_t ring_lock; /* the recent frames, shared by every stream */
+    Frame ring[RING_MAX];
+    size_t ring_start, ring_n; /* oldest slot, count */
+    int64_t ring_last;         /* the last event id read into the ring (0: none yet) */
+    bool ring_primed;
 };
 #define EVENTS_MAX 1000
 
@@ -674,67 +688,155 @@ typedef struct CapStream {
     char **locations; /* filters (NULL: any) */
     size_t nlocations;
     char *organization, *departement;
-    json_t *places; /* location id -> [organization id, département], read once */
     struct CapStream *prev, *next;
 } CapStream;
 
-static json_t *place_of(CapStream *cs, const char *loc)
-{
-    return place_lookup(cs->feed, cs->places, loc, false); /* (no unit type: not needed) */
-}
-
-static bool wanted(CapStream *cs, const CapacityEvent *e)
+static bool wanted(const CapStream *cs, const Frame *fr)
 {
     if (cs->nlocations) {
         bool found = false;
         for (size_t i = 0; i < cs->nlocations && !found; i++)
-            found = strcmp(cs->locations[i], e->location_id) == 0;
+            found = strcmp(cs->locations[i], fr->location) == 0;
         if (!found)
             return false;
     }
-    if (!cs->organization && !cs->departement)
-        return true;
-    json_t *p = place_of(cs, e->location_id);
-    if (cs->organization && strcmp(json_string_value(json_array_get(p, 0)), cs->organization))
+    if (cs->organization && strcmp(fr->organization, cs->organization) != 0)
         return false;
-    if (cs->departement && strcmp(json_string_value(json_array_get(p, 1)), cs->departement))
+    if (cs->departement && strcmp(fr->departement, cs->departement) != 0)
         return false;
     return true;
+}
+
+static void frame_clear(Frame *fr)
+{
+    free(fr->location);
+    free(fr->organization);
+    free(fr->departement);
+    free(fr->text);
+    memset(fr, 0, sizeof *fr);
+}
+
+/* Build the frame of an event: its JSON once, and where its Location is (read at the version
+ * that made the change, or later: a unit rarely changes commune or organisation). */
+static void frame_make(CapacityFeed *f, json_t *places, const CapacityEvent *e, Frame *fr)
+{
+    json_t *p = place_lookup(f, places, e->location_id, false);
+    json_t *j = capacity_event_json(e);
+    size_t len = 0;
+    char *data = json_dump_compact(j, &len);
+    json_decref(j);
+    fr->id = e->id;
+    fr->location = xstrdup(e->location_id);
+    fr->organization = xstrdup(json_string_value(json_array_get(p, 0)));
+    fr->departement = xstrdup(json_string_value(json_array_get(p, 1)));
+    fr->text = xasprintf("id: %lld\nevent: capacity\ndata: %s\n\n", (long long)e->id,
+                         data ? data : "{}");
+    fr->len = strlen(fr->text);
+    free(data);
+}
+
+/* Read the events committed since the ring's last into it (ring_lock held). The first call
+ * starts at the last committed event: older ones are read from the store by the streams that
+ * resume from before. */
+static int ring_fill(CapacityFeed *f)
+{
+    if (!f->ring_primed) {
+        int64_t last = 0;
+        if (store_capacity_last_id(f->store, &last, NULL) != 0)
+            return ERR_IO;
+        f->ring_last = last;
+        f->ring_primed = true;
+    }
+    Arena a;
+    arena_init(&a);
+    json_t *places = json_object();
+    int rc = 0;
+    for (;;) {
+        StoreCapacityQuery q = {.after_id = f->ring_last, .max = 256};
+        CapacityEvent *ev = NULL;
+        size_t n = 0;
+        if ((rc = store_capacity_events(f->store, &a, &q, &ev, &n, NULL)) != 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            Frame *fr;
+            if (f->ring_n == RING_MAX) { /* forget the oldest */
+                fr = &f->ring[f->ring_start];
+                frame_clear(fr);
+                f->ring_start = (f->ring_start + 1) % RING_MAX;
+                f->ring_n--;
+            }
+            fr = &f->ring[(f->ring_start + f->ring_n) % RING_MAX];
+            frame_make(f, places, &ev[i], fr);
+            f->ring_n++;
+            f->ring_last = ev[i].id;
+        }
+        json_object_clear(places); /* the next versions may have moved */
+        if (n < q.max)
+            break;
+    }
+    json_decref(places);
+    arena_cleanup(&a);
+    return rc;
+}
+
+/* Frames of the events a stream has not seen, read from the store (a stream resuming from
+ * before the ring). */
+static int pull_from_store(CapStream *cs, int64_t upto, Buf *out)
+{
+    Arena a;
+    arena_init(&a);
+    json_t *places = json_object();
+    int rc = 0;
+    while (cs->last_id < upto && out->len <= (1u << 20)) {
+        StoreCapacityQuery q = {.after_id = cs->last_id, .max = 256};
+        CapacityEvent *ev = NULL;
+        size_t n = 0;
+        if ((rc = store_capacity_events(cs->feed->store, &a, &q, &ev, &n, NULL)) != 0 || !n)
+            break;
+        for (size_t i = 0; i < n && ev[i].id <= upto; i++) {
+            Frame fr = {0};
+            frame_make(cs->feed, places, &ev[i], &fr);
+            if (wanted(cs, &fr))
+                buf_add(out, fr.text, fr.len);
+            cs->last_id = ev[i].id;
+            frame_clear(&fr);
+        }
+        if (n < q.max)
+            break;
+    }
+    json_decref(places);
+    arena_cleanup(&a);
+    return rc;
 }
 
 static int cap_pull(void *ctx, Buf *out)
 {
     CapStream *cs = ctx;
+    CapacityFeed *f = cs->feed;
     if (!cs->greeted) { /* how long a browser waits before reconnecting */
         cs->greeted = true;
         buf_adds(out, "retry: 2000\n\n");
     }
-    Arena a;
-    arena_init(&a);
-    int rc = 0;
-    for (;;) {
-        StoreCapacityQuery q = {.after_id = cs->last_id, .max = 256};
-        CapacityEvent *ev = NULL;
-        size_t n = 0;
-        if ((rc = store_capacity_events(cs->feed->store, &a, &q, &ev, &n, NULL)) != 0)
-            break;
-        for (size_t i = 0; i < n; i++) {
-            cs->last_id = ev[i].id;
-            if (!wanted(cs, &ev[i]))
-                continue;
-            json_t *j = capacity_event_json(&ev[i]);
-            size_t len = 0;
-            char *text = json_dump_compact(j, &len);
-            json_decref(j);
-            buf_printf(out, "id: %lld\nevent: capacity\ndata: ", (long long)ev[i].id);
-            buf_add(out, text, len);
-            buf_adds(out, "\n\n");
-            free(text);
-        }
-        if (n < q.max || out->len > (1u << 20))
-            break;
+    pthread_mutex_lock(&f->ring_lock);
+    int rc = ring_fill(f);
+    int64_t oldest = f->ring_n ? f->ring[f->ring_start].id : f->ring_last + 1;
+    if (rc == 0 && cs->last_id + 1 < oldest) {
+        /* behind the ring: catch up from the store first (outside the ring lock) */
+        pthread_mutex_unlock(&f->ring_lock);
+        rc = pull_from_store(cs, oldest - 1, out);
+        if (rc != 0 || cs->last_id + 1 < oldest)
+            return rc; /* more next time (the buffer is full) */
+        pthread_mutex_lock(&f->ring_lock);
     }
-    arena_cleanup(&a);
+    for (size_t k = 0; rc == 0 && k < f->ring_n && out->len <= (1u << 20); k++) {
+        const Frame *fr = &f->ring[(f->ring_start + k) % RING_MAX];
+        if (fr->id <= cs->last_id)
+            continue;
+        if (wanted(cs, fr))
+            buf_add(out, fr->text, fr->len);
+        cs->last_id = fr->id;
+    }
+    pthread_mutex_unlock(&f->ring_lock);
     return rc;
 }
 
@@ -755,7 +857,6 @@ static void cap_done(void *ctx)
     free(cs->locations);
     free(cs->organization);
     free(cs->departement);
-    json_decref(cs->places);
     free(cs);
 }
 
@@ -780,7 +881,6 @@ static void h_stream(HttpRequest *r, void *ctx)
     CapStream *cs = xcalloc(1, sizeof *cs);
     cs->feed = f;
     cs->last_id = from;
-    cs->places = json_object();
     const char *locs = query(r, "location");
     for (const char *p = locs; p && *p;) {
         const char *comma = strchr(p, ',');
@@ -1217,6 +1317,7 @@ CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
     f->term = term;
     f->expiry = expiry;
     pthread_mutex_init(&f->lock, NULL);
+    pthread_mutex_init(&f->ring_lock, NULL);
     if (events)
         events_subscribe(events, on_commit, f);
     http_route(s, HTTP_GET, "/capacity/Location/{id}", h_location, f);
@@ -1237,6 +1338,9 @@ void capacity_feed_free(CapacityFeed *f)
 {
     if (!f)
         return;
+    for (size_t k = 0; k < f->ring_n; k++)
+        frame_clear(&f->ring[(f->ring_start + k) % RING_MAX]);
+    pthread_mutex_destroy(&f->ring_lock);
     pthread_mutex_destroy(&f->lock);
     free(f);
 }
