@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/api_int.h"
 #include "capacity/capacity.h"
 #include "events/events.h"
 #include "fhir/fhir.h"
@@ -75,42 +76,18 @@ CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
 #define NOS_TRE "https://mos.esante.gouv.fr/NOS/"
 void capacity_feed_free(CapacityFeed *f);
 
-__attribute__((format(printf, 3, 4))) static void fail(HttpRequest *r, int err, const char *fmt,
-                                                       ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    Diag d = {{0}, {0}};
-    vsnprintf(d.msg, sizeof d.msg, fmt, ap);
-    va_end(ap);
-    http_fail(r, err, &d);
-}
 
-static void respond_json(HttpRequest *r, json_t *v)
-{
-    size_t len = 0;
-    char *text = json_dump_compact(v, &len);
-    json_decref(v);
-    http_respond(r, 200, JSON_TYPE, text, len);
-}
 
-static const char *query(HttpRequest *r, const char *name)
-{
-    for (size_t i = 0; i < r->nquery; i++)
-        if (strcmp(r->query[i].name, name) == 0)
-            return r->query[i].value;
-    return NULL;
-}
 
 /* A FHIR date/dateTime: the last millisecond it covers (hi) or its first (lo). */
 static bool instant_or_fail(HttpRequest *r, const char *name, bool end, int64_t *out)
 {
-    const char *v = query(r, name);
+    const char *v = api_query(r, name);
     if (!v)
         return true;
     int64_t lo, hi;
     if (time_parse_range(v, strlen(v), &lo, &hi) != 0) {
-        fail(r, ERR_INVALID, "%s : date FHIR attendue (AAAA-MM-JJ ou AAAA-MM-JJThh:mm:ss+zz:zz)",
+        api_fail(r, ERR_INVALID, "%s : date FHIR attendue (AAAA-MM-JJ ou AAAA-MM-JJThh:mm:ss+zz:zz)",
              name);
         return false;
     }
@@ -120,7 +97,7 @@ static bool instant_or_fail(HttpRequest *r, const char *name, bool end, int64_t 
 
 static bool count_or_fail(HttpRequest *r, const char *name, size_t *out)
 {
-    const char *v = query(r, name);
+    const char *v = api_query(r, name);
     if (!v)
         return true;
     char *end;
@@ -144,7 +121,7 @@ static bool event_id_or_fail(HttpRequest *r, const char *name, const char *value
     char *end;
     long long v = strtoll(value, &end, 10);
     if (!*value || *end || v < 0) {
-        fail(r, ERR_INVALID, "%s : identifiant d'événement attendu, pas « %s »", name, value);
+        api_fail(r, ERR_INVALID, "%s : identifiant d'événement attendu, pas « %s »", name, value);
         return false;
     }
     *out = v;
@@ -158,7 +135,7 @@ static bool unknown_param_or_fail(HttpRequest *r, const char *const *allowed)
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = strcmp(r->query[i].name, *a) == 0;
         if (!ok) {
-            fail(r, ERR_INVALID, "paramètre inconnu : %s", r->query[i].name);
+            api_fail(r, ERR_INVALID, "paramètre inconnu : %s", r->query[i].name);
             return false;
         }
     }
@@ -284,7 +261,7 @@ static void h_location(HttpRequest *r, void *ctx)
         json_object_set_new(out, "version", json_integer(loc.version));
         json_object_set_new(out, "lastUpdated", json_string(ts));
     }
-    respond_json(r, out);
+    api_respond_json(r, out);
 }
 
 /* GET /capacity/stale: every current indicator older than its expiry, oldest first. */
@@ -334,15 +311,10 @@ static void h_stale(HttpRequest *r, void *ctx)
         }
     char ts[32];
     time_format_instant(now, ts);
-    respond_json(r, json_pack("{s:s,s:I,s:o}", "at", ts, "total", (json_int_t)cnt, "stale", list));
+    api_respond_json(r, json_pack("{s:s,s:I,s:o}", "at", ts, "total", (json_int_t)cnt, "stale", list));
 }
 
 /* The département of an INSEE commune code: 2 characters, 3 overseas (97x). */
-static void departement_of(const char *insee, char out[4])
-{
-    size_t n = insee && strncmp(insee, "97", 2) == 0 ? 3 : 2;
-    snprintf(out, 4, "%.*s", (int)n, insee ? insee : "");
-}
 
 /* Where a Location is and what it is, read once into `cache`: [organization id, département,
  * région (from the communes table; "" when unknown), unit type ("" when none or not asked)]. */
@@ -356,23 +328,10 @@ static json_t *place_lookup(CapacityFeed *f, json_t *cache, const char *loc, boo
     StoredResource r;
     json_t *res = NULL;
     const char *org = "", *insee = NULL, *region = "", *unit = "";
+    char dep[4] = "";
     if (store_read(f->store, &a, "Location", loc, &r, NULL) == 0 &&
-        json_parse(r.body, r.len, &res, NULL) == 0) {
-        const char *ref = json_str(json_object_get(res, "managingOrganization"), "reference");
-        if (ref && strncmp(ref, "Organization/", 13) == 0)
-            org = ref + 13;
-        size_t i;
-        json_t *ext;
-        json_array_foreach(json_object_get(res, "extension"), i, ext)
-        {
-            const char *url = json_str(ext, "url");
-            if (url && strstr(url, "ror-commune-cog"))
-                insee = json_str(
-                    json_array_get(
-                        json_object_get(json_object_get(ext, "valueCodeableConcept"), "coding"), 0),
-                    "code");
-        }
-    }
+        json_parse(r.body, r.len, &res, NULL) == 0)
+        capacity_location_place(res, &org, &insee, dep);
     TermCommune c;
     if (f->term && insee && terminology_commune(f->term, &a, insee, &c) == 0 && c.region)
         region = c.region;
@@ -387,8 +346,6 @@ static json_t *place_lookup(CapacityFeed *f, json_t *cache, const char *loc, boo
         if (t && bar && strstr(codes[i], "TRE_R211"))
             unit = t;
     }
-    char dep[4];
-    departement_of(insee, dep);
     p = json_pack("[s,s,s,s]", org, dep, region, unit);
     json_decref(res);
     arena_cleanup(&a);
@@ -497,10 +454,10 @@ static bool agg_filter_or_fail(HttpRequest *r, CapacityFeed *f, AggFilter *flt)
     if (!unknown_param_or_fail(r, allowed))
         return false;
     memset(flt, 0, sizeof *flt);
-    flt->dep = query(r, "departement");
-    flt->region = query(r, "region");
-    flt->unit = query(r, "unitType");
-    const char *level = query(r, "level");
+    flt->dep = api_query(r, "departement");
+    flt->region = api_query(r, "region");
+    flt->unit = api_query(r, "unitType");
+    const char *level = api_query(r, "level");
     if (!level || strcmp(level, "departement") == 0)
         flt->level = LEVEL_DEPARTEMENT;
     else if (strcmp(level, "region") == 0)
@@ -508,11 +465,11 @@ static bool agg_filter_or_fail(HttpRequest *r, CapacityFeed *f, AggFilter *flt)
     else if (strcmp(level, "national") == 0)
         flt->level = LEVEL_NATIONAL;
     else {
-        fail(r, ERR_INVALID, "%s", "level : departement, region ou national");
+        api_fail(r, ERR_INVALID, "%s", "level : departement, region ou national");
         return false;
     }
     if (flt->unit && *flt->unit && !capacity_unit_type_known(f->expiry, flt->unit)) {
-        fail(r, ERR_INVALID, "unitType '%s' inconnu (voir unitTypes dans capacity.json)",
+        api_fail(r, ERR_INVALID, "unitType '%s' inconnu (voir unitTypes dans capacity.json)",
              flt->unit);
         return false;
     }
@@ -539,7 +496,7 @@ static void h_aggregate(HttpRequest *r, void *ctx)
     }
     char ts[32];
     time_format_instant(now, ts);
-    respond_json(r, json_pack("{s:s,s:o,s:o,s:o}", "at", ts, "groups", groups, "byDepartement",
+    api_respond_json(r, json_pack("{s:s,s:o,s:o,s:o}", "at", ts, "groups", groups, "byDepartement",
                               by_dep, "total", total));
 }
 
@@ -653,17 +610,17 @@ static void events_respond(HttpRequest *r, Store *s, StoreCapacityQuery *q)
     json_t *out = json_pack("{s:o}", "events", arr);
     if (n == q->max) /* there may be more: the next page starts after the last id */
         json_object_set_new(out, "next", json_integer(ev[n - 1].id));
-    respond_json(r, out);
+    api_respond_json(r, out);
 }
 
 static void h_location_events(HttpRequest *r, void *ctx)
 {
     static const char *const allowed[] = {"indicator", "_since", "_until", "_count", "after", NULL};
     StoreCapacityQuery q = {
-        .location_id = r->params[0], .indicator = query(r, "indicator"), .max = 200};
+        .location_id = r->params[0], .indicator = api_query(r, "indicator"), .max = 200};
     if (!unknown_param_or_fail(r, allowed) || !instant_or_fail(r, "_since", false, &q.from) ||
         !instant_or_fail(r, "_until", true, &q.to) || !count_or_fail(r, "_count", &q.max) ||
-        !event_id_or_fail(r, "after", query(r, "after"), &q.after_id))
+        !event_id_or_fail(r, "after", api_query(r, "after"), &q.after_id))
         return;
     events_respond(r, ctx, &q);
 }
@@ -673,7 +630,7 @@ static void h_events(HttpRequest *r, void *ctx)
     static const char *const allowed[] = {"after", "_count", NULL};
     StoreCapacityQuery q = {.max = 200};
     if (!unknown_param_or_fail(r, allowed) || !count_or_fail(r, "_count", &q.max) ||
-        !event_id_or_fail(r, "after", query(r, "after"), &q.after_id))
+        !event_id_or_fail(r, "after", api_query(r, "after"), &q.after_id))
         return;
     events_respond(r, ctx, &q);
 }
@@ -868,10 +825,10 @@ static void h_stream(HttpRequest *r, void *ctx)
         return;
     const char *last = http_header(r, "Last-Event-ID");
     int64_t from = 0;
-    if (!event_id_or_fail(r, last ? "Last-Event-ID" : "after", last ? last : query(r, "after"),
+    if (!event_id_or_fail(r, last ? "Last-Event-ID" : "after", last ? last : api_query(r, "after"),
                           &from))
         return;
-    if (!last && !query(r, "after")) {
+    if (!last && !api_query(r, "after")) {
         Diag d = {{0}, {0}};
         if (store_capacity_last_id(f->store, &from, &d) != 0) { /* only what comes next */
             http_fail(r, ERR_IO, &d);
@@ -881,7 +838,7 @@ static void h_stream(HttpRequest *r, void *ctx)
     CapStream *cs = xcalloc(1, sizeof *cs);
     cs->feed = f;
     cs->last_id = from;
-    const char *locs = query(r, "location");
+    const char *locs = api_query(r, "location");
     for (const char *p = locs; p && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -891,10 +848,10 @@ static void h_stream(HttpRequest *r, void *ctx)
         }
         p = comma ? comma + 1 : p + len;
     }
-    if (query(r, "organization"))
-        cs->organization = xstrdup(query(r, "organization"));
-    if (query(r, "departement"))
-        cs->departement = xstrdup(query(r, "departement"));
+    if (api_query(r, "organization"))
+        cs->organization = xstrdup(api_query(r, "organization"));
+    if (api_query(r, "departement"))
+        cs->departement = xstrdup(api_query(r, "departement"));
     pthread_mutex_lock(&f->lock);
     cs->next = f->streams;
     if (f->streams)
@@ -1095,7 +1052,7 @@ static void update_done(void *ctx, int rc)
         http_header_set(r, "ETag", etag);
         json_t *out =
             json_pack("{s:s,s:I}", "location", u->id, "version", (json_int_t)u->out.version);
-        respond_json(r, out);
+        api_respond_json(r, out);
     }
     json_decref(u->body);
     http_resume(r);
@@ -1116,14 +1073,14 @@ static void h_update(HttpRequest *r, void *ctx)
     const char *hdr = http_header(r, "If-Match");
     if (v && (!json_is_integer(v) || json_integer_value(v) < 1)) {
         json_decref(body);
-        fail(r, ERR_INVALID, "version : entier positif attendu%s", "");
+        api_fail(r, ERR_INVALID, "version : entier positif attendu%s", "");
         return;
     }
     if (v)
         if_match = json_integer_value(v);
     else if (hdr && sscanf(hdr, "W/\"%lld\"", (long long *)&if_match) != 1) {
         json_decref(body);
-        fail(r, ERR_INVALID, "If-Match : W/\"<version>\" attendu, pas « %s »", hdr);
+        api_fail(r, ERR_INVALID, "If-Match : W/\"<version>\" attendu, pas « %s »", hdr);
         return;
     }
     CapUpdate *u = arena_alloc(&r->arena, sizeof *u);
@@ -1255,7 +1212,7 @@ static void h_crisis_close(HttpRequest *r, void *ctx)
     char *end;
     long long id = strtoll(r->params[0], &end, 10);
     if (*end || id < 1) {
-        fail(r, ERR_NOT_FOUND, "crise %s inconnue", r->params[0]);
+        api_fail(r, ERR_NOT_FOUND, "crise %s inconnue", r->params[0]);
         return;
     }
     CrisisWrite w = {.id = id, .close = true};
@@ -1266,7 +1223,7 @@ static void h_crisis_close(HttpRequest *r, void *ctx)
         http_fail(r, rc, &d);
         return;
     }
-    respond_json(r, json_pack("{s:I,s:b}", "id", (json_int_t)id, "open", 0));
+    api_respond_json(r, json_pack("{s:I,s:b}", "id", (json_int_t)id, "open", 0));
 }
 
 static void h_crisis_list(HttpRequest *r, void *ctx)
@@ -1289,7 +1246,7 @@ static void h_crisis_list(HttpRequest *r, void *ctx)
         open += c[i].ended == 0;
         json_array_append_new(list, crisis_json(&c[i]));
     }
-    respond_json(r, json_pack("{s:I,s:o}", "open", (json_int_t)open, "crises", list));
+    api_respond_json(r, json_pack("{s:I,s:o}", "open", (json_int_t)open, "crises", list));
 }
 
 /* After each commit (writer thread): a Location changed, so may its capacities. */

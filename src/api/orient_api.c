@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/api_int.h"
 #include "json/json.h"
 #include "orient/orient.h"
 #include "terminology/terminology.h"
@@ -42,24 +43,7 @@ typedef struct OrientApi {
     Store *store;
 } OrientApi;
 
-__attribute__((format(printf, 3, 4))) static void fail(HttpRequest *r, int err, const char *fmt,
-                                                       ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    Diag d = {{0}, {0}};
-    vsnprintf(d.msg, sizeof d.msg, fmt, ap);
-    va_end(ap);
-    http_fail(r, err, &d);
-}
 
-static void respond_json(HttpRequest *r, json_t *v)
-{
-    size_t len = 0;
-    char *text = json_dump_compact(v, &len);
-    json_decref(v);
-    http_respond(r, 200, JSON_TYPE, text, len);
-}
 
 /* ------------------------------------------------------------------ the query */
 
@@ -76,7 +60,7 @@ static json_t *params_or_respond(HttpRequest *r)
         }
         if (!json_is_object(body)) {
             json_decref(body);
-            fail(r, ERR_INVALID, "%s", "objet JSON attendu");
+            api_fail(r, ERR_INVALID, "%s", "objet JSON attendu");
             return NULL;
         }
         return body;
@@ -208,7 +192,7 @@ static bool place_or_respond(HttpRequest *r, OrientApi *o, json_t *p, Place *pl)
     if (has(p, "lat") || has(p, "lon")) {
         if (!num_of(p, "lat", &lat) || !num_of(p, "lon", &lon) || fabs(lat) > 90 ||
             fabs(lon) > 180) {
-            fail(r, ERR_INVALID, "%s", "lat et lon : coordonnées WGS84 en degrés décimaux");
+            api_fail(r, ERR_INVALID, "%s", "lat et lon : coordonnées WGS84 en degrés décimaux");
             return false;
         }
         pl->lat = lat;
@@ -222,24 +206,24 @@ static bool place_or_respond(HttpRequest *r, OrientApi *o, json_t *p, Place *pl)
         if (terminology_commune(o->term, &r->arena, v, &c[0]) == 0 &&
             commune_place(&c[0], pl, &r->arena))
             return true;
-        fail(r, ERR_INVALID, "commune '%s' inconnue (code INSEE attendu)", v);
+        api_fail(r, ERR_INVALID, "commune '%s' inconnue (code INSEE attendu)", v);
         return false;
     }
     if (o->term && (v = str_of(p, "postal")) != NULL) {
         if (terminology_communes_by_postal(o->term, &r->arena, v, c, 1) == 1 &&
             commune_place(&c[0], pl, &r->arena))
             return true;
-        fail(r, ERR_INVALID, "code postal '%s' inconnu", v);
+        api_fail(r, ERR_INVALID, "code postal '%s' inconnu", v);
         return false;
     }
     if (o->term && (v = str_of(p, "place")) != NULL && *v) {
         if (terminology_communes_complete(o->term, &r->arena, v, c, 1) == 1 &&
             commune_place(&c[0], pl, &r->arena))
             return true;
-        fail(r, ERR_INVALID, "lieu '%s' introuvable dans la table des communes", v);
+        api_fail(r, ERR_INVALID, "lieu '%s' introuvable dans la table des communes", v);
         return false;
     }
-    fail(r, ERR_INVALID, "%s",
+    api_fail(r, ERR_INVALID, "%s",
          "lieu requis : lat et lon, commune (code INSEE), postal (code postal) ou place (nom "
          "de commune)");
     return false;
@@ -460,7 +444,7 @@ static void h_orientation(HttpRequest *r, void *ctx)
     }
     if (jn && !json_is_array(jn)) {
         json_decref(p);
-        fail(r, ERR_INVALID, "%s", "need : texte ou code, ou liste de textes et de codes");
+        api_fail(r, ERR_INVALID, "%s", "need : texte ou code, ou liste de textes et de codes");
         return;
     }
     OrientNeed needs[NEEDS_MAX];
@@ -473,7 +457,7 @@ static void h_orientation(HttpRequest *r, void *ctx)
             continue;
         if (nneeds == NEEDS_MAX || strlen(s) > 200) {
             json_decref(p);
-            fail(r, ERR_INVALID, "au plus %d besoins de 200 caractères", NEEDS_MAX);
+            api_fail(r, ERR_INVALID, "au plus %d besoins de 200 caractères", NEEDS_MAX);
             return;
         }
         OrientNeed *n = &needs[nneeds++];
@@ -529,7 +513,7 @@ static void h_orientation(HttpRequest *r, void *ctx)
         bad = "open_now, beds, widen, sensitive : true ou false";
     if (bad) {
         json_decref(p);
-        fail(r, ERR_INVALID, "%s", bad);
+        api_fail(r, ERR_INVALID, "%s", bad);
         return;
     }
     q.open_now = open;
@@ -580,7 +564,7 @@ static void h_orientation(HttpRequest *r, void *ctx)
     json_decref(p);
     if (b.overflow) {
         buf_cleanup(&b);
-        fail(r, ERR_TOO_LARGE, "%s", "réponse trop volumineuse : réduire limit");
+        api_fail(r, ERR_TOO_LARGE, "%s", "réponse trop volumineuse : réduire limit");
         return;
     }
     char timing[64];
@@ -600,7 +584,7 @@ static void h_gaps(HttpRequest *r, void *ctx)
         const char *n = r->query[i].name, *v = r->query[i].value;
         if (strcmp(n, "since") == 0) {
             if (time_parse_range(v, strlen(v), &lo, &hi) != 0) {
-                fail(r, ERR_INVALID, "%s", "since : date FHIR attendue");
+                api_fail(r, ERR_INVALID, "%s", "since : date FHIR attendue");
                 return;
             }
             since = lo;
@@ -608,7 +592,7 @@ static void h_gaps(HttpRequest *r, void *ctx)
             char *end;
             long c = strtol(v, &end, 10);
             if (*end || c < 1 || c > 1000) {
-                fail(r, ERR_INVALID, "%s", "_count : entier de 1 à 1000");
+                api_fail(r, ERR_INVALID, "%s", "_count : entier de 1 à 1000");
                 return;
             }
             max = (size_t)c;
@@ -632,7 +616,7 @@ static void h_gaps(HttpRequest *r, void *ctx)
                                              ts, "author", g[i].author, "query",
                                              q ? q : json_null()));
     }
-    respond_json(r, json_pack("{s:I,s:o}", "count", (json_int_t)n, "gaps", arr));
+    api_respond_json(r, json_pack("{s:I,s:o}", "count", (json_int_t)n, "gaps", arr));
 }
 
 static void h_suggest(HttpRequest *r, void *ctx)
@@ -647,14 +631,14 @@ static void h_suggest(HttpRequest *r, void *ctx)
             char *end;
             long c = strtol(r->query[i].value, &end, 10);
             if (*end || c < 1 || c > 50) {
-                fail(r, ERR_INVALID, "%s", "limit : entier de 1 à 50");
+                api_fail(r, ERR_INVALID, "%s", "limit : entier de 1 à 50");
                 return;
             }
             limit = (size_t)c;
         }
     }
     if (!q || !*q || strlen(q) > 200) {
-        fail(r, ERR_INVALID, "%s", "q : texte de 1 à 200 caractères");
+        api_fail(r, ERR_INVALID, "%s", "q : texte de 1 à 200 caractères");
         return;
     }
     json_t *concepts = json_array(), *units = json_array();
@@ -677,7 +661,7 @@ static void h_suggest(HttpRequest *r, void *ctx)
             units, json_pack("{s:s,s:s,s:s,s:s}", "type", names[i].type, "id", names[i].id, "name",
                              names[i].name, "reference",
                              arena_printf(&r->arena, "%s/%s", names[i].type, names[i].id)));
-    respond_json(r, json_pack("{s:o,s:o}", "concepts", concepts, "units", units));
+    api_respond_json(r, json_pack("{s:o,s:o}", "concepts", concepts, "units", units));
 }
 
 void *orient_api_routes(HttpServer *s, Orient *orient, Terminology *term, Store *store);

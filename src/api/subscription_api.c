@@ -47,6 +47,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "capacity/capacity.h"
 #include "events/events.h"
 #include "json/json.h"
 
@@ -625,27 +626,10 @@ static json_t *place_of(SubscriptionHub *h, json_t *cache, const char *loc)
     StoredResource r;
     json_t *res = NULL;
     const char *org = "", *insee = NULL;
+    char dep[4] = "";
     if (store_read(h->store, &a, "Location", loc, &r, NULL) == 0 &&
-        json_parse(r.body, r.len, &res, NULL) == 0) {
-        const char *ref = json_str(json_object_get(res, "managingOrganization"), "reference");
-        if (ref && strncmp(ref, "Organization/", 13) == 0)
-            org = ref + 13;
-        size_t i;
-        json_t *ext;
-        json_array_foreach(json_object_get(res, "extension"), i, ext)
-        {
-            const char *url = json_str(ext, "url");
-            if (url && strstr(url, "ror-commune-cog"))
-                insee = json_str(
-                    json_array_get(
-                        json_object_get(json_object_get(ext, "valueCodeableConcept"), "coding"), 0),
-                    "code");
-        }
-    }
-    /* the département of an INSEE commune code: 2 characters, 3 overseas (97x) */
-    size_t n = insee && strncmp(insee, "97", 2) == 0 ? 3 : 2;
-    char dep[4];
-    snprintf(dep, sizeof dep, "%.*s", (int)n, insee ? insee : "");
+        json_parse(r.body, r.len, &res, NULL) == 0)
+        capacity_location_place(res, &org, &insee, dep);
     p = json_pack("[s,s]", org, dep);
     json_decref(res);
     arena_cleanup(&a);

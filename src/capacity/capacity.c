@@ -143,10 +143,13 @@ static void key_dim(const char *key, int n, char out[16])
     out[len] = '\0';
 }
 
-/* The département of a Location (from its ror-commune-cog), "" when unknown. */
-static void location_departement(json_t *loc, char out[4])
+void capacity_location_place(json_t *loc, const char **org, const char **insee, char dep[4])
 {
-    out[0] = '\0';
+    const char *ref = json_string_value(
+        json_object_get(json_object_get(loc, "managingOrganization"), "reference"));
+    *org = ref && strncmp(ref, "Organization/", 13) == 0 ? ref + 13 : "";
+    *insee = NULL;
+    dep[0] = '\0';
     size_t i;
     json_t *ext;
     json_array_foreach(json_object_get(loc, "extension"), i, ext)
@@ -155,9 +158,18 @@ static void location_departement(json_t *loc, char out[4])
         if (!url || !strstr(url, "ror-commune-cog"))
             continue;
         const char *code = concept_code(ext);
-        if (code && strlen(code) >= 2)
-            snprintf(out, 4, "%.*s", strncmp(code, "97", 2) == 0 ? 3 : 2, code);
+        if (code && strlen(code) >= 2) {
+            *insee = code;
+            snprintf(dep, 4, "%.*s", strncmp(code, "97", 2) == 0 ? 3 : 2, code);
+        }
     }
+}
+
+/* The département of a Location (from its ror-commune-cog), "" when unknown. */
+static void location_departement(json_t *loc, char out[4])
+{
+    const char *org, *insee;
+    capacity_location_place(loc, &org, &insee, out);
 }
 
 static bool territory_covers(const char *territory, const char *dep)

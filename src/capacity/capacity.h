@@ -73,6 +73,10 @@ int capacity_expiry_load(const char *path, CapacityExpiry **out, Diag *d);
 void capacity_expiry_free(CapacityExpiry *e);
 /** Expiry of an indicator (by the status in its key), in hours; 24 without a table. */
 double capacity_expiry_hours(const CapacityExpiry *e, const char *indicator_key);
+/** Where a Location is: its managing organisation's id (after "Organization/"; "" when none),
+ *  its commune's INSEE code (ror-commune-cog; NULL when none) and its département (2
+ *  characters, 3 overseas; "" when unknown). The strings point into loc. */
+void capacity_location_place(json_t *loc, const char **org, const char **insee, char dep[4]);
 /** False for an extra-bed (status 06) or crisis indicator of a unit in département `dep` when
  *  no crisis among `open` (ended ones are skipped) covers it: once the ARS closed the crisis,
  *  such figures are history, not current capacity (they stay in the events). */
