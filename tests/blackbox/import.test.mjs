@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ROR_BIN, SHARED_DIR, SOURCE_DIR, client, freshDir, raw, startServer } from './lib/ror.mjs';
+import { archiveLines } from './lib/archives.mjs';
 
 const NATIONAL = join(SHARED_DIR, 'data/finess/fhir-20210108');
 const ARCHIVES = readdirSync(NATIONAL).filter((f) => f.endsWith('.tar.gz')).sort().map((f) => join(NATIONAL, f));
@@ -17,29 +18,6 @@ const FINESS_ET = 'urn:oid:1.2.250.1.71.4.2.2';
 // sanitizers in tests/unit/import. The server started on the result is ROR_BIN (sanitized).
 const IMPORT_BIN = process.env.ROR_IMPORT_BIN || ROR_BIN;
 
-/** Members of a tar archive: [{ name, data }]. */
-function untar(buf) {
-  const out = [];
-  for (let at = 0; at + 512 <= buf.length;) {
-    const h = buf.subarray(at, at + 512);
-    if (h.every((b) => b === 0)) break;
-    const name = h.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
-    const size = parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
-    const type = String.fromCharCode(h[156]);
-    if (type === '0' || h[156] === 0) out.push({ name, data: buf.subarray(at + 512, at + 512 + size) });
-    at += 512 + Math.ceil(size / 512) * 512;
-  }
-  return out;
-}
-
-/** Every NDJSON line of an archive, parsed: [{ line, res }]. */
-function archiveLines(path) {
-  const lines = [];
-  for (const m of untar(gunzipSync(readFileSync(path)))) {
-    for (const l of m.data.toString('utf8').split('\n')) if (l.trim()) lines.push({ line: l, res: JSON.parse(l) });
-  }
-  return lines;
-}
 
 function runImport(dataDir, args) {
   const r = spawnSync(IMPORT_BIN, ['import', ...args, '--data', dataDir, '--json', '--quiet'], {

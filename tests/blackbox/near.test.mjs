@@ -11,13 +11,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+
 import {
   ROR_BIN, SHARED_DIR, SOURCE_DIR, client, demoById, fhirPatch, freshDir, op, patchParams, raw,
   startServer,
 } from './lib/ror.mjs';
+import { archiveLines } from './lib/archives.mjs';
 
 const NATIONAL = join(SHARED_DIR, 'data/finess/fhir-20210108');
 const ARCHIVES = readdirSync(NATIONAL).filter((f) => f.endsWith('.tar.gz')).sort().map((f) => join(NATIONAL, f));
@@ -30,27 +31,8 @@ const EPS_KM = 1e-6; // the answers carry km with 6 decimals
 const EDGE_KM = 0.001; // ids within 1 m of a radius may fall either side
 const MI = 1.609344; // km per international mile
 
-/** Members of a tar archive: [{ name, data }] (same reader as import.test.mjs). */
-function untar(buf) {
-  const out = [];
-  for (let at = 0; at + 512 <= buf.length;) {
-    const h = buf.subarray(at, at + 512);
-    if (h.every((b) => b === 0)) break;
-    const name = h.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
-    const size = parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
-    const type = String.fromCharCode(h[156]);
-    if (type === '0' || h[156] === 0) out.push({ name, data: buf.subarray(at + 512, at + 512 + size) });
-    at += 512 + Math.ceil(size / 512) * 512;
-  }
-  return out;
-}
-
 function archiveResources(path) {
-  const res = [];
-  for (const m of untar(gunzipSync(readFileSync(path)))) {
-    for (const l of m.data.toString('utf8').split('\n')) if (l.trim()) res.push(JSON.parse(l));
-  }
-  return res;
+  return archiveLines(path).map((x) => x.res);
 }
 
 // ---- independent geometry ----
