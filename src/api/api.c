@@ -563,8 +563,7 @@ static bool near_insee_rewrite_or_respond(HttpRequest *r, Api *a)
             continue;
         char *code = arena_strndup(&r->arena, value, (size_t)(bar - value));
         TermCommune c;
-        if (!a->term || terminology_commune(a->term, &r->arena, code, &c) != 0 ||
-            !c.has_position) {
+        if (!a->term || terminology_commune(a->term, &r->arena, code, &c) != 0 || !c.has_position) {
             fail(r, ERR_INVALID, "near-insee-code : commune '%s' inconnue ou sans position", code);
             return false;
         }

@@ -76,9 +76,6 @@ CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
 #define NOS_TRE "https://mos.esante.gouv.fr/NOS/"
 void capacity_feed_free(CapacityFeed *f);
 
-
-
-
 /* A FHIR date/dateTime: the last millisecond it covers (hi) or its first (lo). */
 static bool instant_or_fail(HttpRequest *r, const char *name, bool end, int64_t *out)
 {
@@ -87,8 +84,8 @@ static bool instant_or_fail(HttpRequest *r, const char *name, bool end, int64_t 
         return true;
     int64_t lo, hi;
     if (time_parse_range(v, strlen(v), &lo, &hi) != 0) {
-        api_fail(r, ERR_INVALID, "%s : date FHIR attendue (AAAA-MM-JJ ou AAAA-MM-JJThh:mm:ss+zz:zz)",
-             name);
+        api_fail(r, ERR_INVALID,
+                 "%s : date FHIR attendue (AAAA-MM-JJ ou AAAA-MM-JJThh:mm:ss+zz:zz)", name);
         return false;
     }
     *out = end ? hi : lo;
@@ -311,7 +308,8 @@ static void h_stale(HttpRequest *r, void *ctx)
         }
     char ts[32];
     time_format_instant(now, ts);
-    api_respond_json(r, json_pack("{s:s,s:I,s:o}", "at", ts, "total", (json_int_t)cnt, "stale", list));
+    api_respond_json(r,
+                     json_pack("{s:s,s:I,s:o}", "at", ts, "total", (json_int_t)cnt, "stale", list));
 }
 
 /* The département of an INSEE commune code: 2 characters, 3 overseas (97x). */
@@ -386,9 +384,9 @@ static void agg_add(json_t *map, const char *k, const CapacityEvent *e, bool sta
     const char *field = stale ? "staleUnits" : "units";
     json_object_set_new(g, field, json_integer(json_integer_value(json_object_get(g, field)) + 1));
     if (!stale)
-        json_object_set_new(g, "nbCapacity",
-                            json_integer(json_integer_value(json_object_get(g, "nbCapacity")) +
-                                         e->after));
+        json_object_set_new(
+            g, "nbCapacity",
+            json_integer(json_integer_value(json_object_get(g, "nbCapacity")) + e->after));
 }
 
 static json_t *values_of(json_t *map)
@@ -470,7 +468,7 @@ static bool agg_filter_or_fail(HttpRequest *r, CapacityFeed *f, AggFilter *flt)
     }
     if (flt->unit && *flt->unit && !capacity_unit_type_known(f->expiry, flt->unit)) {
         api_fail(r, ERR_INVALID, "unitType '%s' inconnu (voir unitTypes dans capacity.json)",
-             flt->unit);
+                 flt->unit);
         return false;
     }
     return true;
@@ -497,7 +495,7 @@ static void h_aggregate(HttpRequest *r, void *ctx)
     char ts[32];
     time_format_instant(now, ts);
     api_respond_json(r, json_pack("{s:s,s:o,s:o,s:o}", "at", ts, "groups", groups, "byDepartement",
-                              by_dep, "total", total));
+                                  by_dep, "total", total));
 }
 
 /* GET /capacity/MeasureReport[?same filters]: the aggregate as FHIR MeasureReports (the
@@ -541,8 +539,8 @@ static void h_measure_report(HttpRequest *r, void *ctx)
                 "complete", "type", "summary", "measure", MEASURE_URL, "date", ts, "period",
                 "start", ts, "end", ts, "subject", "identifier", "system",
                 strcmp(level, "region") == 0 ? "urn:ror:region-insee" : "urn:ror:departement-insee",
-                "value", territory, "display",
-                arena_printf(&r->arena, "%s %s", level, territory), "group");
+                "value", territory, "display", arena_printf(&r->arena, "%s %s", level, territory),
+                "group");
             if (strcmp(level, "national") == 0)
                 json_object_del(mr, "subject");
             json_object_set_new(reports, territory, mr);
@@ -552,36 +550,36 @@ static void h_measure_report(HttpRequest *r, void *ctx)
         const char *label = NULL;
         if (unit && *unit) {
             capacity_unit_type_label(f->expiry, unit, &label);
-            json_array_append_new(codings, json_pack("{s:s,s:s,s:s?}", "system",
-                                                     UNIT_TYPE_SYSTEM, "code", unit, "display",
-                                                     label));
+            json_array_append_new(codings, json_pack("{s:s,s:s,s:s?}", "system", UNIT_TYPE_SYSTEM,
+                                                     "code", unit, "display", label));
         }
         json_t *dims = json_object_get(g, "dimensions");
         for (int k = 0; k < CAPACITY_DIMENSIONS; k++) {
             const char *c = json_string_value(json_object_get(dims, capacity_dimensions[k]));
             if (c)
-                json_array_append_new(codings,
-                                      json_pack("{s:s,s:s}", "system", dimension_tre[k], "code", c));
+                json_array_append_new(
+                    codings, json_pack("{s:s,s:s}", "system", dimension_tre[k], "code", c));
         }
         json_object_set_new(code, "text",
                             json_sprintf("%s — %s", label ? label : "autres unités",
                                          json_string_value(json_object_get(g, "indicator"))));
-        json_t *pops = json_pack(
-            "[{s:{s:[{s:s,s:s}]},s:I},{s:{s:[{s:s,s:s}]},s:I}]", "code", "coding", "system",
-            MEASURE_POP, "code", "initial-population", "count",
-            json_integer_value(json_object_get(g, "units")), "code", "coding", "system",
-            MEASURE_POP, "code", "measure-population-exclusion", "count",
-            json_integer_value(json_object_get(g, "staleUnits")));
-        json_array_append_new(
-            json_object_get(mr, "group"),
-            json_pack("{s:o,s:o,s:{s:I,s:s}}", "code", code, "population", pops, "measureScore",
-                      "value", json_integer_value(json_object_get(g, "nbCapacity")), "unit",
-                      "lits ou places"));
+        json_t *pops =
+            json_pack("[{s:{s:[{s:s,s:s}]},s:I},{s:{s:[{s:s,s:s}]},s:I}]", "code", "coding",
+                      "system", MEASURE_POP, "code", "initial-population", "count",
+                      json_integer_value(json_object_get(g, "units")), "code", "coding", "system",
+                      MEASURE_POP, "code", "measure-population-exclusion", "count",
+                      json_integer_value(json_object_get(g, "staleUnits")));
+        json_array_append_new(json_object_get(mr, "group"),
+                              json_pack("{s:o,s:o,s:{s:I,s:s}}", "code", code, "population", pops,
+                                        "measureScore", "value",
+                                        json_integer_value(json_object_get(g, "nbCapacity")),
+                                        "unit", "lits ou places"));
     }
     json_decref(groups);
     json_t *entries = json_array(), *v;
     const char *k;
-    json_object_foreach(reports, k, v) json_array_append_new(entries, json_pack("{s:O}", "resource", v));
+    json_object_foreach(reports, k, v)
+        json_array_append_new(entries, json_pack("{s:O}", "resource", v));
     json_decref(reports);
     char id[37];
     uuid_v4(id);
@@ -686,8 +684,8 @@ static void frame_make(CapacityFeed *f, json_t *places, const CapacityEvent *e, 
     fr->location = xstrdup(e->location_id);
     fr->organization = xstrdup(json_string_value(json_array_get(p, 0)));
     fr->departement = xstrdup(json_string_value(json_array_get(p, 1)));
-    fr->text = xasprintf("id: %lld\nevent: capacity\ndata: %s\n\n", (long long)e->id,
-                         data ? data : "{}");
+    fr->text =
+        xasprintf("id: %lld\nevent: capacity\ndata: %s\n\n", (long long)e->id, data ? data : "{}");
     fr->len = strlen(fr->text);
     free(data);
 }

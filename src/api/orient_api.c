@@ -43,8 +43,6 @@ typedef struct OrientApi {
     Store *store;
 } OrientApi;
 
-
-
 /* ------------------------------------------------------------------ the query */
 
 /* The request's parameters as one JSON object (GET query or POST body): repeated `need`
@@ -224,8 +222,8 @@ static bool place_or_respond(HttpRequest *r, OrientApi *o, json_t *p, Place *pl)
         return false;
     }
     api_fail(r, ERR_INVALID, "%s",
-         "lieu requis : lat et lon, commune (code INSEE), postal (code postal) ou place (nom "
-         "de commune)");
+             "lieu requis : lat et lon, commune (code INSEE), postal (code postal) ou place (nom "
+             "de commune)");
     return false;
 }
 
@@ -309,8 +307,7 @@ static void why_write(OrientApi *o, Arena *a, const OrientWhy *w, const OrientHi
                              display ? " — " : "", display ? display : ""));
 }
 
-static void hit_write(OrientApi *o, Arena *a, const OrientHit *h, size_t rank, int64_t now,
-                      Buf *b)
+static void hit_write(OrientApi *o, Arena *a, const OrientHit *h, size_t rank, int64_t now, Buf *b)
 {
     buf_printf(b, "{\"rank\":%zu", rank);
     jkey(b, "type", false);
@@ -494,8 +491,7 @@ static void h_orientation(HttpRequest *r, void *ctx)
         bad = "radius : rayon en km, de 0 à 1000";
     else if (has(p, "radius"))
         q.radius_km = x;
-    if (has(p, "max_radius") &&
-        (!num_of(p, "max_radius", &x) || !(x > 0) || x > RADIUS_MAX_KM))
+    if (has(p, "max_radius") && (!num_of(p, "max_radius", &x) || !(x > 0) || x > RADIUS_MAX_KM))
         bad = "max_radius : rayon en km, de 0 à 1000";
     else if (has(p, "max_radius"))
         q.max_radius_km = x;
@@ -612,9 +608,9 @@ static void h_gaps(HttpRequest *r, void *ctx)
         time_format_instant(g[i].at, ts);
         json_t *q = NULL;
         json_parse(g[i].query, strlen(g[i].query), &q, NULL);
-        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o}", "id", (json_int_t)g[i].id, "at",
-                                             ts, "author", g[i].author, "query",
-                                             q ? q : json_null()));
+        json_array_append_new(arr,
+                              json_pack("{s:I,s:s,s:s,s:o}", "id", (json_int_t)g[i].id, "at", ts,
+                                        "author", g[i].author, "query", q ? q : json_null()));
     }
     api_respond_json(r, json_pack("{s:I,s:o}", "count", (json_int_t)n, "gaps", arr));
 }
@@ -650,8 +646,8 @@ static void h_suggest(HttpRequest *r, void *ctx)
                                           TERM_MATCH_PREFIX, found, limit - n);
             for (size_t i = 0; i < k; i++, n++)
                 json_array_append_new(concepts,
-                                      json_pack("{s:s,s:s,s:s?}", "system", found[i].system,
-                                                "code", found[i].code, "display", found[i].display));
+                                      json_pack("{s:s,s:s,s:s?}", "system", found[i].system, "code",
+                                                found[i].code, "display", found[i].display));
         }
     }
     OrientName *names = arena_alloc(&r->arena, limit * sizeof *names);

@@ -51,12 +51,12 @@ int auth_apikey_hash(const char *key, char hash[AUTH_KEY_HASH]);
 typedef struct AuthThrottle AuthThrottle;
 
 typedef struct AuthThrottlePolicy {
-    int max_failures;       /* failures within `window_s` that lock (default 5) */
-    int64_t window_s;       /* (default 900) */
-    int64_t lockout_s;      /* first lockout (default 900), doubled at each new lockout */
-    int64_t max_lockout_s;  /* (default 86400) */
-    int max_per_address;    /* failures per client address within window_s (default 50) */
-    size_t max_entries;     /* memory bound: oldest entries forgotten (default 100000) */
+    int max_failures;      /* failures within `window_s` that lock (default 5) */
+    int64_t window_s;      /* (default 900) */
+    int64_t lockout_s;     /* first lockout (default 900), doubled at each new lockout */
+    int64_t max_lockout_s; /* (default 86400) */
+    int max_per_address;   /* failures per client address within window_s (default 50) */
+    size_t max_entries;    /* memory bound: oldest entries forgotten (default 100000) */
 } AuthThrottlePolicy;
 
 /** NULL policy: the defaults. */
@@ -67,8 +67,8 @@ void auth_throttle_free(AuthThrottle *t);
 int auth_throttle_check(AuthThrottle *t, const char *account, const char *address, int64_t now_s,
                         int64_t *retry_after_s);
 /** Record the outcome of an attempt (a success clears the account's failures). */
-void auth_throttle_record(AuthThrottle *t, const char *account, const char *address,
-                          int64_t now_s, bool success);
+void auth_throttle_record(AuthThrottle *t, const char *account, const char *address, int64_t now_s,
+                          bool success);
 
 /* ---------------------------------------------------------------- bearer tokens (jwt.c) */
 
@@ -90,7 +90,7 @@ typedef struct AuthClaims {
     char subject[256]; /* sub */
     char scope[1024];  /* scope (space-separated), "" when absent */
     char client_id[256];
-    char name[256];    /* name, or preferred_username, "" when absent */
+    char name[256]; /* name, or preferred_username, "" when absent */
     int64_t exp, iat;
 } AuthClaims;
 

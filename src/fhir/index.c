@@ -318,8 +318,8 @@ int fhir_index_extract(const FhirRegistry *reg, const char *type, json_t *res, I
     return fhir_index_extract_types(reg, type, res, ~0u, out, d);
 }
 
-int fhir_index_extract_types(const FhirRegistry *reg, const char *type, json_t *res,
-                             unsigned types, IndexRows *out, Diag *d)
+int fhir_index_extract_types(const FhirRegistry *reg, const char *type, json_t *res, unsigned types,
+                             IndexRows *out, Diag *d)
 {
     size_t n;
     const SearchParam *const *params = fhir_registry_params(reg, type, &n);

@@ -165,14 +165,13 @@ static int parse_near(SearchPlan *p, const char *raw, SearchValue *v, Diag *d)
     char *parts[5];
     int n = split_escaped(PA(p), raw, '|', parts, 5);
     if (n < 2 || n > 4)
-        return diag_set(d, ERR_INVALID,
-                        "near attend latitude|longitude|distance|unité, pas '%s'", raw);
+        return diag_set(d, ERR_INVALID, "near attend latitude|longitude|distance|unité, pas '%s'",
+                        raw);
     double lat, lon, dist = NEAR_DEFAULT_KM, scale = 1000.0;
     if (!parse_decimal(parts[0], &lat) || lat < -90 || lat > 90)
         return diag_set(d, ERR_INVALID, "near : latitude invalide '%s' (de -90 à 90)", parts[0]);
     if (!parse_decimal(parts[1], &lon) || lon < -180 || lon > 180)
-        return diag_set(d, ERR_INVALID, "near : longitude invalide '%s' (de -180 à 180)",
-                        parts[1]);
+        return diag_set(d, ERR_INVALID, "near : longitude invalide '%s' (de -180 à 180)", parts[1]);
     if (n >= 3 && *parts[2] && (!parse_decimal(parts[2], &dist) || dist < 0))
         return diag_set(d, ERR_INVALID, "near : distance invalide '%s'", parts[2]);
     if (n == 4 && *parts[3]) {

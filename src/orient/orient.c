@@ -152,11 +152,11 @@ static const char *const kind_source[K_N] = {"établissement", "lieu", "offre"};
 /* An entity reference in a posting list: kind in the top 2 bits. */
 #define EREF(k, i) (((uint32_t)(k) << 30) | (uint32_t)(i))
 #define EREF_KIND(r) ((int)((r) >> 30))
-#define EREF_IDX(r) ((r) & 0x3fffffffu)
+#define EREF_IDX(r) ((r)&0x3fffffffu)
 /* A unit (result): an establishment (org slot) or an offer (service slot). */
 #define UREF(hs, i) (((uint32_t)(hs) << 31) | (uint32_t)(i))
 #define UREF_HS(u) ((u) >> 31)
-#define UREF_IDX(u) ((u) & 0x7fffffffu)
+#define UREF_IDX(u) ((u)&0x7fffffffu)
 
 typedef struct Coded {
     uint32_t code;  /* interned "system|code" */
@@ -178,11 +178,11 @@ typedef struct Bed {
 typedef struct Ent {
     /* hot: read for every candidate of a search (first cache line) */
     bool present;
-    bool has_pos;   /* site */
-    bool sensitive; /* offer */
-    bool has_beds;  /* site: an available-now indicator exists (fresh or not) */
-    int32_t org;    /* site: managing org; offer: provider (slot) or -1 */
-    U32Vec sites;   /* org: its sites; offer: its sites */
+    bool has_pos;    /* site */
+    bool sensitive;  /* offer */
+    bool has_beds;   /* site: an available-now indicator exists (fresh or not) */
+    int32_t org;     /* site: managing org; offer: provider (slot) or -1 */
+    U32Vec sites;    /* org: its sites; offer: its sites */
     double lat, lon; /* site */
     Bed *beds;       /* site: available-now indicators */
     uint32_t nbeds;
@@ -217,15 +217,15 @@ struct Orient {
     char **code_str; /* "system|code" */
     U32Vec *postings;
     uint32_t ncodes, code_cap;
-    HMap codes;    /* "system|code" -> code id */
-    HMap bare;     /* "code" -> bare slot */
+    HMap codes;       /* "system|code" -> code id */
+    HMap bare;        /* "code" -> bare slot */
     U32Vec *bare_ids; /* per bare slot: code ids of that code in any system */
     char **bare_str;
     uint32_t nbare, bare_cap;
     char **params;
     uint16_t nparams;
     /* geography */
-    HMap cells;   /* cell key -> cell slot */
+    HMap cells; /* cell key -> cell slot */
     U32Vec *cell_sites;
     uint64_t *cell_key;
     uint32_t ncells, cell_cap;
@@ -233,7 +233,7 @@ struct Orient {
     /* updates */
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cond;     /* work queued, or stop */
+    pthread_cond_t cond; /* work queued, or stop */
     pthread_cond_t applied_cond;
     char **queue; /* "Type/id" */
     size_t nqueue, queue_cap;
@@ -345,7 +345,8 @@ static uint32_t code_intern(Orient *o, const char *system, const char *code)
 
 static uint64_t cell_of(double lat, double lon)
 {
-    int64_t y = (int64_t)floor((lat + 90.0) / CELL_DEG), x = (int64_t)floor((lon + 180.0) / CELL_DEG);
+    int64_t y = (int64_t)floor((lat + 90.0) / CELL_DEG),
+            x = (int64_t)floor((lon + 180.0) / CELL_DEG);
     return ((uint64_t)y << 32) | (uint64_t)x;
 }
 
@@ -612,9 +613,9 @@ static void beds_parse(Orient *o, Ent *e, json_t *res, int64_t changed_at)
         if (!s || strncmp(s + 1, "02|01|", 6) != 0 || !ind[i].has_count)
             continue;
         e->has_beds = true;
-        e->beds[e->nbeds++] = (Bed){ind[i].count,
-                                    capacity_declared_at(ind[i].update_date, changed_at),
-                                    capacity_expiry_hours(o->expiry, k)};
+        e->beds[e->nbeds++] =
+            (Bed){ind[i].count, capacity_declared_at(ind[i].update_date, changed_at),
+                  capacity_expiry_hours(o->expiry, k)};
     }
     free(ind);
 }
@@ -1102,9 +1103,9 @@ static void local_time(int64_t now_ms, const char *insee, int *wday, int *minute
     static const struct {
         const char *prefix;
         int offset_min;
-    } overseas[] = {{"971", -240}, {"972", -240}, {"973", -180}, {"974", 240}, {"976", 180},
-                    {"975", -180}, {"977", -240}, {"978", -240}, {"986", 720}, {"987", -600},
-                    {"988", 660}};
+    } overseas[] = {{"971", -240}, {"972", -240}, {"973", -180}, {"974", 240},
+                    {"976", 180},  {"975", -180}, {"977", -240}, {"978", -240},
+                    {"986", 720},  {"987", -600}, {"988", 660}};
     int64_t s = now_ms / 1000;
     int offset = -1;
     for (size_t i = 0; insee && i < sizeof overseas / sizeof overseas[0]; i++)
@@ -1119,8 +1120,8 @@ static void local_time(int64_t now_ms, const char *insee, int *wday, int *minute
         int year = u.tm_year + 1900;
         int64_t bounds[2];
         for (int k = 0; k < 2; k++) {
-            struct tm m = {.tm_year = year - 1900, .tm_mon = k ? 9 : 2, .tm_mday = 31,
-                           .tm_hour = 1};
+            struct tm m = {
+                .tm_year = year - 1900, .tm_mon = k ? 9 : 2, .tm_mday = 31, .tm_hour = 1};
             time_t last = timegm(&m);
             struct tm lm;
             gmtime_r(&last, &lm);
@@ -1234,8 +1235,8 @@ static bool cand_eval(const Orient *o, const OrientQuery *q, double max_km, uint
     if (UREF_HS(u)) {
         if (ue->sensitive && !q->with_sensitive)
             return false;
-        if (q->age >= 0 && ((ue->age_lo >= 0 && q->age < ue->age_lo) ||
-                            (ue->age_hi >= 0 && q->age > ue->age_hi)))
+        if (q->age >= 0 &&
+            ((ue->age_lo >= 0 && q->age < ue->age_lo) || (ue->age_hi >= 0 && q->age > ue->age_hi)))
             return false;
     }
     c->u = u;

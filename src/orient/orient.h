@@ -136,11 +136,11 @@ size_t orient_site_offer_codes(Orient *o, Arena *a, const char *location_id, con
 
 typedef struct OrientStats {
     size_t organizations, locations, services; /* present */
-    size_t positioned;                          /* locations with a position */
-    size_t codes;                               /* distinct codes */
-    size_t words;                               /* distinct name words */
-    uint64_t applied;                           /* changes applied since open */
-    double build_ms;                            /* time of the initial build */
+    size_t positioned;                         /* locations with a position */
+    size_t codes;                              /* distinct codes */
+    size_t words;                              /* distinct name words */
+    uint64_t applied;                          /* changes applied since open */
+    double build_ms;                           /* time of the initial build */
 } OrientStats;
 
 void orient_stats(Orient *o, OrientStats *s);

@@ -727,8 +727,8 @@ int store_read(Store *s, Arena *a, const char *type, const char *id, StoredResou
     return rc;
 }
 
-int store_each(Store *s, const char *type, int (*fn)(void *ctx, const StoredResource *r),
-               void *ctx, Diag *d)
+int store_each(Store *s, const char *type, int (*fn)(void *ctx, const StoredResource *r), void *ctx,
+               Diag *d)
 {
     Conn *c = reader_acquire(s);
     int rc = 0;

@@ -129,8 +129,8 @@ static int setup(void **state)
     if (store_open(&o, &store, &d) != 0)
         return -1;
     store_set_commit_hook(store, on_commit, NULL);
-    static const char *const words[] = {"centre", "hospitalier", "clinique", "saint", "louis",
-                                        "marie", "sud", "nord"};
+    static const char *const words[] = {"centre", "hospitalier", "clinique", "saint",
+                                        "louis",  "marie",       "sud",      "nord"};
     for (int i = 0; i < NORG; i++) {
         model[i].present = true;
         model[i].cat = (char)('A' + next() % 3);
@@ -187,8 +187,14 @@ static void check_query(char cat, double lat, double lon, double r)
     char code[2] = {cat, 0};
     const char *codes[] = {code};
     OrientNeed need = {.codes = codes, .ncodes = 1};
-    OrientQuery q = {.needs = &need, .nneeds = cat ? 1 : 0, .lat = lat, .lon = lon,
-                     .radius_km = r, .age = -1, .now_ms = 0, .limit = NORG,
+    OrientQuery q = {.needs = &need,
+                     .nneeds = cat ? 1 : 0,
+                     .lat = lat,
+                     .lon = lon,
+                     .radius_km = r,
+                     .age = -1,
+                     .now_ms = 0,
+                     .limit = NORG,
                      .with_sensitive = true};
     Expect want[NORG];
     size_t n = brute(cat, lat, lon, r, want);
@@ -258,8 +264,15 @@ static void t_widening_and_limit(void **state)
     /* far from everything: widened until 2 are found, within the cap */
     const char *codes[] = {"A"};
     OrientNeed need = {.codes = codes, .ncodes = 1};
-    OrientQuery q = {.needs = &need, .nneeds = 1, .lat = 45.0, .lon = 2.0, .radius_km = 10,
-                     .max_radius_km = 1000, .min_results = 2, .age = -1, .limit = 1,
+    OrientQuery q = {.needs = &need,
+                     .nneeds = 1,
+                     .lat = 45.0,
+                     .lon = 2.0,
+                     .radius_km = 10,
+                     .max_radius_km = 1000,
+                     .min_results = 2,
+                     .age = -1,
+                     .limit = 1,
                      .with_sensitive = true};
     Arena a;
     arena_init(&a);
@@ -288,8 +301,14 @@ static void t_text(void **state)
     snprintf(model[i].name, sizeof model[i].name, "Hôpital Zéphyrin-Étoile");
     write_org(i);
     OrientNeed need = {.text = "zephyrin etoi"};
-    OrientQuery q = {.needs = &need, .nneeds = 1, .lat = model[i].lat, .lon = model[i].lon,
-                     .radius_km = 1, .age = -1, .limit = 5, .with_sensitive = true};
+    OrientQuery q = {.needs = &need,
+                     .nneeds = 1,
+                     .lat = model[i].lat,
+                     .lon = model[i].lon,
+                     .radius_km = 1,
+                     .age = -1,
+                     .limit = 5,
+                     .with_sensitive = true};
     Arena a;
     arena_init(&a);
     OrientResult res;
@@ -309,8 +328,14 @@ static void *searcher(void *arg)
     (void)arg;
     const char *codes[] = {"B"};
     OrientNeed need = {.codes = codes, .ncodes = 1};
-    OrientQuery q = {.needs = &need, .nneeds = 1, .lat = 48.8, .lon = 2.3, .radius_km = 200,
-                     .age = -1, .limit = 50, .with_sensitive = true};
+    OrientQuery q = {.needs = &need,
+                     .nneeds = 1,
+                     .lat = 48.8,
+                     .lon = 2.3,
+                     .radius_km = 200,
+                     .age = -1,
+                     .limit = 50,
+                     .with_sensitive = true};
     for (int k = 0; k < 200; k++) {
         Arena a;
         arena_init(&a);
