@@ -40,6 +40,8 @@ static void usage(FILE *f)
             "  --max-body BYTES  largest request body accepted; default 8388608\n"
             "  --seed FILE       load this FHIR Bundle when the store is empty (demo data)\n"
             "  --query-timeout MS  searches running longer are abandoned (413); default 10000\n"
+            "  --max-streams N   capacity event streams open at once (more: 503); default: the\n"
+            "                    connection limit (open-files limit, raised to its maximum) - 64\n"
             "  --spec DIR        search-parameter data directory; default %s\n"
             "environment: ROR_DATA_DIR overrides the default of --spec\n",
             ROR_DATA_DIR);
@@ -190,6 +192,7 @@ static int cmd_serve(int argc, char **argv)
     const char *data = "ror-data", *bind = "127.0.0.1", *seed = NULL;
     const char *spec = getenv("ROR_DATA_DIR") ? getenv("ROR_DATA_DIR") : ROR_DATA_DIR;
     int port = 8080, threads = 8, query_timeout = 10000;
+    long max_streams = 0;
     size_t max_body = 8u << 20;
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
@@ -199,6 +202,8 @@ static int cmd_serve(int argc, char **argv)
         {"max-body", required_argument, NULL, 'm'},
         {"seed", required_argument, NULL, 's'},
         {"spec", required_argument, NULL, 'S'},
+        {"query-timeout", required_argument, NULL, 'q'},
+        {"max-streams", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -214,13 +219,15 @@ static int cmd_serve(int argc, char **argv)
         case 's': seed = optarg; break;
         case 'S': spec = optarg; break;
         case 'q': query_timeout = atoi(optarg); break;
+        case 'M': max_streams = atol(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (port < 0 || port > 65535 || threads < 1 || threads > 256 || max_body < 1024 ||
-        query_timeout < 1) {
-        fprintf(stderr, "ror: invalid --port, --threads, --max-body or --query-timeout\n");
+        query_timeout < 1 || max_streams < 0) {
+        fprintf(stderr,
+                "ror: invalid --port, --threads, --max-body, --query-timeout or --max-streams\n");
         return 2;
     }
     if (mkdir(data, 0750) != 0 && errno != EEXIST) {
@@ -278,7 +285,8 @@ static int cmd_serve(int argc, char **argv)
                          .term = term,
                          .events = events,
                          .capacity_expiry = expiry,
-                         .orient = orient};
+                         .orient = orient,
+                         .max_streams = (size_t)max_streams};
         api = api_new(&ao);
         http = http_server_new();
         api_routes(api, http);

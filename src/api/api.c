@@ -28,6 +28,7 @@ struct Api {
     const struct CapacityExpiry *expiry;
     struct Orient *orient;
     void *orient_api;
+    size_t max_streams;
     struct SubscriptionHub *subs;
 };
 
@@ -38,7 +39,7 @@ void terminology_api_routes(HttpServer *s, Terminology *t, const char *base);
 typedef struct CapacityFeed CapacityFeed;
 CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, struct Events *events,
                                   const struct CapacityExpiry *expiry, struct Orient *orient,
-                                  Terminology *term);
+                                  Terminology *term, size_t max_streams);
 void capacity_feed_free(CapacityFeed *f);
 /* orient_api.c */
 void *orient_api_routes(HttpServer *s, struct Orient *orient, Terminology *term, Store *store);
@@ -72,6 +73,7 @@ Api *api_new(const ApiOptions *o)
     a->events = o->events;
     a->expiry = o->capacity_expiry;
     a->orient = o->orient;
+    a->max_streams = o->max_streams;
     a->capability = capability_build(o->reg, a->version);
     return a;
 }
@@ -950,7 +952,8 @@ void api_routes(Api *a, HttpServer *s)
 #undef ROUTE
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
-    a->feed = capacity_api_routes(s, a->store, a->events, a->expiry, a->orient, a->term);
+    a->feed =
+        capacity_api_routes(s, a->store, a->events, a->expiry, a->orient, a->term, a->max_streams);
     if (a->orient)
         a->orient_api = orient_api_routes(s, a->orient, a->term, a->store);
     a->subs = subscription_api_routes(s, a->store, a->events, a->base);

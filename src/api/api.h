@@ -25,6 +25,7 @@ typedef struct ApiOptions {
     struct Events *events;    /* committed changes (wake the capacity streams); may be NULL */
     const struct CapacityExpiry *capacity_expiry; /* staleness table; NULL: 24 h for all */
     struct Orient *orient; /* the orientation engine (GET|POST /orientation); may be NULL */
+    size_t max_streams;    /* capacity event streams at once (0: from the connection limit) */
 } ApiOptions;
 
 Api *api_new(const ApiOptions *o);

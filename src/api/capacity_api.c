@@ -61,6 +61,7 @@ struct CapacityFeed {
     const CapacityExpiry *expiry;
     pthread_mutex_t lock; /* the stream list */
     struct CapStream *streams;
+    size_t nstreams, max_streams;
     pthread_mutex_t ring_lock; /* the recent frames, shared by every stream */
     Frame ring[RING_MAX];
     size_t ring_start, ring_n; /* oldest slot, count */
@@ -72,7 +73,7 @@ struct CapacityFeed {
 typedef struct CapacityFeed CapacityFeed;
 CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
                                   const CapacityExpiry *expiry, struct Orient *orient,
-                                  Terminology *term);
+                                  Terminology *term, size_t max_streams);
 #define NOS_TRE "https://mos.esante.gouv.fr/NOS/"
 void capacity_feed_free(CapacityFeed *f);
 
@@ -800,6 +801,7 @@ static void cap_done(void *ctx)
     CapStream *cs = ctx;
     CapacityFeed *f = cs->feed;
     pthread_mutex_lock(&f->lock);
+    f->nstreams--;
     if (cs->prev)
         cs->prev->next = cs->next;
     else
@@ -833,6 +835,15 @@ static void h_stream(HttpRequest *r, void *ctx)
             return;
         }
     }
+    pthread_mutex_lock(&f->lock);
+    bool full = f->nstreams >= f->max_streams;
+    pthread_mutex_unlock(&f->lock);
+    if (full) {
+        http_header_set(r, "Retry-After", "5");
+        api_fail(r, ERR_UNAVAILABLE, "trop de flux ouverts (%zu) : réessayer plus tard",
+                 f->max_streams);
+        return;
+    }
     CapStream *cs = xcalloc(1, sizeof *cs);
     cs->feed = f;
     cs->last_id = from;
@@ -851,6 +862,7 @@ static void h_stream(HttpRequest *r, void *ctx)
     if (api_query(r, "departement"))
         cs->departement = xstrdup(api_query(r, "departement"));
     pthread_mutex_lock(&f->lock);
+    f->nstreams++;
     cs->next = f->streams;
     if (f->streams)
         f->streams->prev = cs;
@@ -1264,9 +1276,12 @@ static void on_commit(void *ctx, const EventChange *c, size_t n)
 
 CapacityFeed *capacity_api_routes(HttpServer *s, Store *store, Events *events,
                                   const CapacityExpiry *expiry, struct Orient *orient,
-                                  Terminology *term)
+                                  Terminology *term, size_t max_streams)
 {
     CapacityFeed *f = xcalloc(1, sizeof *f);
+    /* streams may not take the connections that updates and reads need */
+    unsigned conns = http_connection_limit(s);
+    f->max_streams = max_streams ? max_streams : conns > 128 ? conns - 64 : conns / 2;
     f->store = store;
     f->orient = orient;
     f->term = term;

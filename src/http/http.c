@@ -3,6 +3,7 @@
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct HttpServer {
     size_t nroutes, cap;
     struct MHD_Daemon *daemon;
     size_t max_body;
+    unsigned conn_limit; /* connections at once, from the open-files limit */
     int port;
     /* open event streams (see http_stream_respond) */
     pthread_mutex_t streams_lock;
@@ -101,9 +103,30 @@ void http_fail(HttpRequest *r, int err, const Diag *d)
 
 /* ------------------------------------------------------------------ routing */
 
+/* Raise the soft open-files limit to the hard one (every connection, event stream included,
+ * holds a descriptor), and keep 128 for the store, logs and outbound connections. */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 512;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        if (want > rl.rlim_cur) {
+            struct rlimit up = {want, rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+                rl.rlim_cur = want;
+        }
+    }
+    rlim_t n = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur;
+    n = n > 256 ? n - 128 : n / 2;
+    return (unsigned)(n > 65536 ? 65536 : n);
+}
+
 HttpServer *http_server_new(void)
 {
     HttpServer *s = xcalloc(1, sizeof(HttpServer));
+    s->conn_limit = connection_limit();
     pthread_mutex_init(&s->streams_lock, NULL);
     pthread_cond_init(&s->pump_cond, NULL);
     return s;
@@ -644,7 +667,7 @@ int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
             MHD_ALLOW_SUSPEND_RESUME,
         (uint16_t)o->port, NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+        o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, s->conn_limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
         MHD_OPTION_URI_LOG_CALLBACK, uri_seen, s, MHD_OPTION_END);
@@ -655,6 +678,11 @@ int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
     s->port = info ? info->port : o->port;
     s->pump_running = pthread_create(&s->pump, NULL, pump_main, s) == 0;
     return 0;
+}
+
+unsigned http_connection_limit(const HttpServer *s)
+{
+    return s->conn_limit;
 }
 
 int http_port(const HttpServer *s)

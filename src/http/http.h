@@ -77,6 +77,9 @@ typedef struct HttpOptions {
 } HttpOptions;
 
 HttpServer *http_server_new(void);
+/** How many connections the server takes at once (set when it is created: the open-files soft
+ *  limit, raised to the hard limit, less a reserve). Event streams count. */
+unsigned http_connection_limit(const HttpServer *s);
 /** Add a route. `pattern` segments are literals or "{name}" placeholders. `methods` is an
  *  HTTP_* mask. A path that matches some route but not the method gets 405 + Allow. */
 void http_route(HttpServer *s, int methods, const char *pattern, HttpHandler h, void *ctx);

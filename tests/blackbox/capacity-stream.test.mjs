@@ -141,3 +141,43 @@ test('the server stops cleanly with streams open', { timeout: 30000 }, async () 
   const end = await reader.read().catch(() => ({ done: true }));
   assert.equal(end.done, true);
 });
+
+test('streams are capped (--max-streams): one more gets 503 with Retry-After, other requests still served', { timeout: 30000 }, async () => {
+  const own = await startServer({ seed: true, args: ['--max-streams', '2'] });
+  const o = new URL(own.base).origin;
+  try {
+    const streams = [];
+    for (let i = 0; i < 2; i++) {
+      const ctrl = new AbortController();
+      const res = await fetch(`${o}/capacity/stream`, { signal: ctrl.signal });
+      assert.equal(res.status, 200);
+      const reader = res.body.getReader();
+      await reader.read(); // established
+      streams.push({ ctrl, reader });
+    }
+    const third = await fetch(`${o}/capacity/stream`);
+    assert.equal(third.status, 503);
+    assert.equal(third.headers.get('retry-after'), '5');
+    const oo = await third.json();
+    assert.equal(oo.resourceType, 'OperationOutcome');
+    assert.match(oo.issue[0].diagnostics, /flux/);
+    assert.equal((await raw(own.base, 'metadata')).status, 200, 'the rest of the server answers');
+    // a stream closed frees its place: the server notices the disconnect when it next writes to
+    // it (an event, or the keep-alive), so make an event, then poll with a deadline
+    streams[0].ctrl.abort();
+    const ownFkc = client(own.base);
+    let again;
+    for (let n = 1, deadline = Date.now() + 20000; Date.now() < deadline; n++) {
+      await fhirPatch(ownFkc, 'Location/loc-pitie-rea', patchParams(op('replace', nbPath('02'), { value: { valueInteger: n } })));
+      again = await fetch(`${o}/capacity/stream`);
+      if (again.status === 200) break;
+      await again.body?.cancel();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(again.status, 200);
+    await again.body.cancel();
+    streams[1].ctrl.abort();
+  } finally {
+    await own.stop();
+  }
+});

@@ -28,9 +28,9 @@ export function freshDir(tag = 'ror-bb-') {
  * Start `ror serve` on a fresh (or given) data dir and port 0; resolves once the ready line is printed.
  * Returns { base, port, dataDir, pid, stop(), kill(), exited, stderr() }.
  */
-export async function startServer({ seed = false, maxBody, dataDir, timeoutMs = 30000 } = {}) {
+export async function startServer({ seed = false, maxBody, dataDir, timeoutMs = 30000, args: extra = [] } = {}) {
   const dir = dataDir || freshDir();
-  const args = ['serve', '--data', dir, '--port', '0'];
+  const args = ['serve', '--data', dir, '--port', '0', ...extra];
   if (seed) args.push('--seed', seed === true ? DEMO_FILE : seed);
   if (maxBody !== undefined) args.push('--max-body', String(maxBody));
   const proc = spawn(ROR_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
