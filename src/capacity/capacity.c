@@ -119,7 +119,11 @@ static int body_indicators(const StoredResource *r, json_t **doc, CapacityIndica
     if (!r || r->deleted || !r->body || !r->len ||
         !memmem(r->body, r->len, "supported-capacity", 18))
         return 0;
-    int rc = json_parse(r->body, r->len, doc, d);
+    int rc = 0;
+    if (r->doc) /* the writer's parsed resource: its extensions are the text's */
+        *doc = json_incref(r->doc);
+    else
+        rc = json_parse(r->body, r->len, doc, d);
     if (rc == 0 && (rc = capacity_indicators(*doc, v, n, d)) != 0) {
         json_decref(*doc);
         *doc = NULL;

@@ -59,6 +59,7 @@ typedef struct StoredResource {
     size_t len;
     double distance; /* search matches of a plan with `near`: great-circle metres to the point
                         (for a chained near, to the nearest referenced position); else NaN */
+    json_t *doc;     /* version hooks only: the new version already parsed (borrowed), or NULL */
 } StoredResource;
 
 /** Current version of type/id. ERR_NOT_FOUND if it never existed; ERR_GONE (out filled) if

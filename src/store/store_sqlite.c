@@ -456,28 +456,40 @@ static void reader_release(Store *s, Conn *c)
     pthread_mutex_unlock(&s->pool_lock);
 }
 
+/* A transaction-control statement through the statement cache (sqlite3_exec would parse it
+ * again for every job). */
+static int conn_ctl(Conn *c, const char *sql, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c, sql, d);
+    if (!st)
+        return ERR_IO;
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(c->db, d, sql);
+}
+
 static void batch_run(Store *s, StoreTxn *txn, Job *jobs)
 {
-    int rc = conn_exec(s->writer, "BEGIN IMMEDIATE", NULL);
+    int rc = conn_ctl(s->writer, "BEGIN IMMEDIATE", NULL);
     for (Job *j = jobs; j; j = j->next) {
         if (rc != 0) {
             j->rc = diag_set(j->d, ERR_IO, "erreur de stockage");
             continue;
         }
         size_t mark = txn->nchanges;
-        if (conn_exec(s->writer, "SAVEPOINT job", j->d) != 0) {
+        if (conn_ctl(s->writer, "SAVEPOINT job", j->d) != 0) {
             j->rc = ERR_IO;
             continue;
         }
         j->rc = j->fn(txn, j->ctx, j->d);
         if (j->rc != 0) {
-            conn_exec(s->writer, "ROLLBACK TO job", NULL);
+            conn_ctl(s->writer, "ROLLBACK TO job", NULL);
             txn->nchanges = mark;
         }
-        conn_exec(s->writer, "RELEASE job", NULL);
+        conn_ctl(s->writer, "RELEASE job", NULL);
     }
-    if (rc == 0 && conn_exec(s->writer, "COMMIT", NULL) != 0) {
-        conn_exec(s->writer, "ROLLBACK", NULL);
+    if (rc == 0 && conn_ctl(s->writer, "COMMIT", NULL) != 0) {
+        conn_ctl(s->writer, "ROLLBACK", NULL);
         for (Job *j = jobs; j; j = j->next)
             if (j->rc == 0)
                 j->rc = diag_set(j->d, ERR_IO, "erreur de stockage : écriture non validée");
@@ -1221,8 +1233,11 @@ int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out,
         rc = index_rows_write(c, pk, p->type, p->rows, r.last_updated, !exists, d);
     else
         rc = index_write(c, t->store->reg, pk, p->type, p->res, !exists, d);
-    if (rc == 0 && hooked)
+    if (rc == 0 && hooked) {
+        r.doc = p->res; /* saves the hook a parse of the text it came from */
         rc = t->store->version_hook(t->store->version_ctx, t, old.body ? &old : NULL, &r, d);
+        r.doc = NULL;
+    }
     if (rc != 0)
         return rc;
     txn_change(t, &r);
