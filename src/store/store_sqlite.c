@@ -116,6 +116,9 @@ static const char *const migrations[] = {
     "INSERT OR IGNORE INTO subscription_state(res, start_event, last_event)"
     "  SELECT pk, m, m FROM resource, (SELECT coalesce(max(id), 0) AS m FROM capacity_event)"
     "  WHERE type = 'Subscription' AND deleted = 0;",
+    /* 9: a digest of each resource's index rows by kind, so that a new version rewrites only
+     * the kinds that changed (none yet: the next version of each resource rewrites all) */
+    "CREATE TABLE index_digest(res INTEGER PRIMARY KEY, d BLOB NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -917,25 +920,149 @@ static void txn_change(StoreTxn *t, const StoredResource *r)
     c->deleted = r->deleted;
 }
 
+/* The index tables, one per row kind; a resource's rows of one kind are replaced together. */
+enum {
+    KIND_TOKEN,
+    KIND_STRING,
+    KIND_REFERENCE,
+    KIND_DATE,
+    KIND_NUMBER,
+    KIND_QUANTITY,
+    KIND_URI,
+    KIND_GEO,
+    KINDS
+};
+static const char *const kind_delete[KINDS] = {
+    "DELETE FROM sp_token WHERE res=?1",     "DELETE FROM sp_string WHERE res=?1",
+    "DELETE FROM sp_reference WHERE res=?1", "DELETE FROM sp_date WHERE res=?1",
+    "DELETE FROM sp_number WHERE res=?1",    "DELETE FROM sp_quantity WHERE res=?1",
+    "DELETE FROM sp_uri WHERE res=?1",       "DELETE FROM sp_geo WHERE id=?1",
+};
+
+static int kind_of(SpType t)
+{
+    switch (t) {
+    case SP_TOKEN: return KIND_TOKEN;
+    case SP_STRING: return KIND_STRING;
+    case SP_REFERENCE: return KIND_REFERENCE;
+    case SP_DATE: return KIND_DATE;
+    case SP_NUMBER: return KIND_NUMBER;
+    case SP_QUANTITY: return KIND_QUANTITY;
+    case SP_URI: return KIND_URI;
+    case SP_SPECIAL: return KIND_GEO;
+    default: return -1;
+    }
+}
+
+static int kind_clear(Conn *c, int64_t pk, int kind, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c, kind_delete[kind], d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, pk);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(c->db, d, "index delete");
+}
+
 static int index_delete(Conn *c, int64_t pk, Diag *d)
 {
-    static const char *const del[] = {
-        "DELETE FROM sp_token WHERE res=?1",     "DELETE FROM sp_string WHERE res=?1",
-        "DELETE FROM sp_reference WHERE res=?1", "DELETE FROM sp_date WHERE res=?1",
-        "DELETE FROM sp_number WHERE res=?1",    "DELETE FROM sp_quantity WHERE res=?1",
-        "DELETE FROM sp_uri WHERE res=?1",       "DELETE FROM sp_geo WHERE id=?1",
-    };
-    for (size_t i = 0; i < sizeof del / sizeof del[0]; i++) {
-        sqlite3_stmt *st = conn_stmt(c, del[i], d);
-        if (!st)
-            return ERR_IO;
+    int rc = 0;
+    for (int k = 0; k < KINDS && rc == 0; k++)
+        rc = kind_clear(c, pk, k, d);
+    sqlite3_stmt *st = rc == 0 ? conn_stmt(c, "DELETE FROM index_digest WHERE res=?1", d) : NULL;
+    if (st) {
         sqlite3_bind_int64(st, 1, pk);
         int step = sqlite3_step(st);
         sqlite3_reset(st);
         if (step != SQLITE_DONE)
-            return db_err(c->db, d, "index delete");
+            rc = db_err(c->db, d, "index delete");
     }
-    return 0;
+    return rc;
+}
+
+/* ---- digests: a new version rewrites only the kinds of rows that changed (a bed count
+ * changes the number rows, not the ~20 token rows of its Location) */
+
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t mix_str(uint64_t h, const char *s)
+{
+    return s ? mix(h, s, strlen(s) + 1) : mix(h, "\xff", 1);
+}
+
+/* One hash per kind over its rows (in extraction order). Date rows always differ between two
+ * versions (_lastUpdated): that kind is always rewritten. */
+static void rows_digest(const IndexRows *rows, uint64_t out[KINDS])
+{
+    for (int k = 0; k < KINDS; k++)
+        out[k] = 1469598103934665603ull;
+    for (size_t i = 0; i < rows->n; i++) {
+        const IndexRow *r = &rows->rows[i];
+        int k = kind_of(r->kind);
+        if (k < 0)
+            continue;
+        uint64_t h = mix_str(out[k], r->param);
+        h = mix_str(mix_str(mix_str(h, r->s1), r->s2), r->s3);
+        h = mix(h, &r->num, sizeof r->num);
+        h = mix(h, &r->num2, sizeof r->num2);
+        h = mix(h, &r->lo, sizeof r->lo);
+        h = mix(h, &r->hi, sizeof r->hi);
+        out[k] = mix(h, &r->grp, sizeof r->grp);
+    }
+}
+
+/* The digest stored for pk (false when none: every kind is then rewritten). */
+static bool digest_read(Conn *c, int64_t pk, uint64_t out[KINDS])
+{
+    sqlite3_stmt *st = conn_stmt(c, "SELECT d FROM index_digest WHERE res=?1", NULL);
+    bool found = false;
+    if (st) {
+        sqlite3_bind_int64(st, 1, pk);
+        if (sqlite3_step(st) == SQLITE_ROW &&
+            sqlite3_column_bytes(st, 0) == (int)(KINDS * sizeof(uint64_t))) {
+            memcpy(out, sqlite3_column_blob(st, 0), KINDS * sizeof(uint64_t));
+            found = true;
+        }
+        sqlite3_reset(st);
+    }
+    return found;
+}
+
+static int digest_write(Conn *c, int64_t pk, const uint64_t d8[KINDS], Diag *d)
+{
+    sqlite3_stmt *st =
+        conn_stmt(c, "INSERT OR REPLACE INTO index_digest(res, d) VALUES(?1, ?2)", d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, pk);
+    sqlite3_bind_blob(st, 2, d8, (int)(KINDS * sizeof(uint64_t)), SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(c->db, d, "index digest");
+}
+
+/* Which kinds to rewrite for a new version of pk (all when `fresh`: nothing to delete), after
+ * deleting their old rows; records the new digest. */
+static int index_prepare(Conn *c, int64_t pk, const IndexRows *rows, bool fresh, bool write[KINDS],
+                         Diag *d)
+{
+    uint64_t now[KINDS], before[KINDS];
+    rows_digest(rows, now);
+    bool known = !fresh && digest_read(c, pk, before);
+    int rc = 0;
+    for (int k = 0; k < KINDS && rc == 0; k++) {
+        write[k] = fresh || !known || before[k] != now[k] || k == KIND_DATE;
+        if (write[k] && !fresh)
+            rc = kind_clear(c, pk, k, d);
+    }
+    return rc ? rc : digest_write(c, pk, now, d);
 }
 
 static int index_row_insert(Conn *c, int64_t pk, int64_t param, const IndexRow *r, Diag *d)
@@ -998,10 +1125,12 @@ static int index_row_insert(Conn *c, int64_t pk, int64_t param, const IndexRow *
 static int index_rows_write(Conn *c, int64_t pk, const char *type, const IndexRows *rows,
                             int64_t last_updated, bool fresh, Diag *d)
 {
-    int rc = fresh ? 0 : index_delete(c, pk, d);
+    bool write[KINDS];
+    int rc = index_prepare(c, pk, rows, fresh, write, d);
     for (size_t i = 0; rc == 0 && i < rows->n; i++) {
         const IndexRow *r = &rows->rows[i];
-        if (strcmp(r->param, "_lastUpdated") == 0)
+        int k = kind_of(r->kind);
+        if (k < 0 || !write[k] || strcmp(r->param, "_lastUpdated") == 0)
             continue;
         int64_t param = param_id(c->params, type, r->param);
         if (param < 0) { /* the registry is the only source of keys: a bug if reached */
@@ -1026,13 +1155,18 @@ static int index_rows_write(Conn *c, int64_t pk, const char *type, const IndexRo
 static int index_write(Conn *c, const FhirRegistry *reg, int64_t pk, const char *type, json_t *res,
                        bool fresh, Diag *d)
 {
-    int rc = fresh ? 0 : index_delete(c, pk, d);
-    if (rc != 0 || !res)
-        return rc; /* deletion: no index rows */
+    if (!res) /* deletion: no index rows */
+        return fresh ? 0 : index_delete(c, pk, d);
     IndexRows rows;
     index_rows_init(&rows);
-    rc = fhir_index_extract(reg, type, res, &rows, d);
+    bool write[KINDS];
+    int rc = fhir_index_extract(reg, type, res, &rows, d);
+    if (rc == 0)
+        rc = index_prepare(c, pk, &rows, fresh, write, d);
     for (size_t i = 0; rc == 0 && i < rows.n; i++) {
+        int k = kind_of(rows.rows[i].kind);
+        if (k < 0 || !write[k])
+            continue;
         int64_t param = param_id(c->params, type, rows.rows[i].param);
         if (param < 0) { /* the registry is the only source of keys: a bug if reached */
             log_error("store: index key %s.%s was not registered", type, rows.rows[i].param);
