@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
-      libutf8proc-dev zlib1g-dev libproj-dev proj-data libsodium-dev libcurl4-openssl-dev)
+      libutf8proc-dev zlib1g-dev libproj-dev proj-data libsodium-dev libcurl4-openssl-dev
+      librhonabwy-dev)
 case "${1:-}" in
   test) want+=(libcmocka-dev nodejs npm clang libclang-rt-14-dev) ;;
   bench) want+=(libcmocka-dev wrk nginx-light time) ;;

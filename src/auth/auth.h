@@ -25,15 +25,21 @@
 
 #define AUTH_HASH_MAX 128 /* an encoded argon2id hash fits, NUL included */
 
-/** Call once before any other auth function (initialises libsodium). 0, or ERR_INTERNAL. */
+/** Call once before any other auth function (initialises libsodium; thread-safe, idempotent).
+ *  0, or ERR_INTERNAL. */
 int auth_init(void);
-/** Hash a password (UTF-8, 1..1024 bytes) with argon2id and a random salt into out (encoded
- *  string, parameters included). ERR_INVALID for an empty or too long password. */
+/** Hash a password (UTF-8, 1..1024 bytes) with argon2id (t=2, 64 MiB) and a random salt into out
+ *  (libsodium's "$argon2id$..." string, parameters included). The password is normalised to
+ *  Unicode NFC first, so a precomposed and a decomposed "é" are the same password; case and
+ *  compatibility forms are kept. ERR_INVALID for an empty, too long or non-UTF-8 password,
+ *  ERR_INTERNAL when the memory is lacking; out untouched then. At most one hash or
+ *  verification per core runs at a time (64 MiB each); callers beyond wait. */
 int auth_password_hash(const char *password, char out[AUTH_HASH_MAX], Diag *d);
-/** True when `password` matches the encoded hash. False for a malformed hash. */
+/** True when `password` matches the encoded hash (argon2id, or argon2i of older libsodium).
+ *  False for a malformed hash and for a password auth_password_hash would refuse. ~56 ms. */
 bool auth_password_verify(const char *hash, const char *password);
-/** True when the hash was made with weaker parameters than the current ones (rehash it at the
- *  next successful login). */
+/** True when the hash was not made with the current algorithm and parameters (weaker or
+ *  stronger, argon2i, or malformed): rehash the password at its next successful login. */
 bool auth_password_needs_rehash(const char *hash);
 
 /* ---------------------------------------------------------------- API keys (password.c) */
@@ -41,9 +47,13 @@ bool auth_password_needs_rehash(const char *hash);
 #define AUTH_KEY_MAX 64  /* "ror_" + base64url of 32 random bytes, NUL included */
 #define AUTH_KEY_HASH 65 /* lower-case hex of a 32-byte BLAKE2b hash, NUL included */
 
-/** A new API key (shown to its owner once) and the hash to store. */
+/** A new API key (shown to its owner once: 47 characters, "ror_" + base64url without padding of
+ *  32 random bytes) and the hash to store. */
 void auth_apikey_new(char key[AUTH_KEY_MAX], char hash[AUTH_KEY_HASH]);
-/** The hash of a presented key, to look it up. ERR_INVALID when it is not a key's shape. */
+/** The hash of a presented key, to look it up: lower-case hex BLAKE2b-256 of the whole key,
+ *  prefix included (unsalted: 256 random bits need no slow hash). ERR_INVALID when it is not
+ *  exactly a key's shape (prefix, length, alphabet, canonical last character); hash untouched
+ *  then. */
 int auth_apikey_hash(const char *key, char hash[AUTH_KEY_HASH]);
 
 /* ---------------------------------------------------------------- throttling (throttle.c) */
@@ -59,14 +69,34 @@ typedef struct AuthThrottlePolicy {
     size_t max_entries;    /* memory bound: oldest entries forgotten (default 100000) */
 } AuthThrottlePolicy;
 
-/** NULL policy: the defaults. */
+/*
+ * Use: auth_throttle_check before verifying the password (a locked attempt costs no argon2),
+ * then auth_throttle_record with the outcome, for unknown accounts too (so that a lockout does
+ * not tell which accounts exist).
+ * - Failures are counted in a sliding window: the max_failures-th failure of an account within
+ *   window_s (or the max_per_address-th of an address, whatever the accounts) locks it; the
+ *   count then starts again. Lockouts last lockout_s, doubled at each new one up to
+ *   max_lockout_s; the doubling restarts after max_lockout_s without a lockout.
+ * - A success clears the account's record, doubling included; never the address's.
+ * - Accounts are compared folded (case, accents, spaces: text_fold), so that spellings of one
+ *   account share one budget. Addresses are compared as given: pass a canonical form, and an
+ *   IPv6 client's /64 prefix rather than its address (one client commonly holds a /64).
+ * - NULL or "" account/address: that side is not counted.
+ * - At most max_entries records (accounts and addresses together) are kept, the least recently
+ *   used forgotten first, each a few dozen bytes plus 8 per failure inside the window.
+ */
+
+/** NULL policy: the defaults; fields <= 0 in a policy take their default too. Free with
+ *  auth_throttle_free (NULL is a no-op). */
 AuthThrottle *auth_throttle_new(const AuthThrottlePolicy *p);
 void auth_throttle_free(AuthThrottle *t);
-/** May `account` try to log in from `address` at `now_s`? 0 when allowed; ERR_FORBIDDEN when
- *  locked, with *retry_after_s set (how long until the next attempt is allowed). */
+/** May `account` try to log in from `address` at `now_s`? 0 when allowed (*retry_after_s = 0);
+ *  ERR_FORBIDDEN when the account or the address is locked, with *retry_after_s set to the
+ *  seconds until the next attempt is allowed (the longer of the two). retry_after_s may be
+ *  NULL. */
 int auth_throttle_check(AuthThrottle *t, const char *account, const char *address, int64_t now_s,
                         int64_t *retry_after_s);
-/** Record the outcome of an attempt (a success clears the account's failures). */
+/** Record the outcome of an attempt (a success clears the account's record). */
 void auth_throttle_record(AuthThrottle *t, const char *account, const char *address, int64_t now_s,
                           bool success);
 
@@ -74,9 +104,17 @@ void auth_throttle_record(AuthThrottle *t, const char *account, const char *addr
 
 typedef struct AuthJwks AuthJwks;
 
-/** Load a JWKS document (JSON text, {"keys": [...]}, RSA and EC P-256 public keys). Keys of
- *  other kinds are skipped. ERR_INVALID with the reason in d when nothing usable is found. */
+#define AUTH_JWT_MAX 16384      /* longest token accepted, in bytes (checked before parsing) */
+#define AUTH_JWT_MAX_LEEWAY 300 /* largest clock skew a policy may allow, in seconds */
+
+/** Load a JWKS document (JSON text, {"keys": [...]}, at most 64 keys and 1 MiB). Only the public
+ *  part of RSA (2048..8192 bits) and EC P-256 keys is kept; keys of other kinds, keys whose
+ *  "use"/"key_ops"/"alg" rule out RS256/ES256 verification, and keys with a malformed kid are
+ *  skipped. x5u/x5c/jku members are ignored (nothing is ever fetched). The result is immutable:
+ *  share it between threads, free it after the last verification. ERR_INVALID with the reason
+ *  in d when the document is malformed or nothing usable is found; *out untouched then. */
 int auth_jwks_load(const char *json, size_t len, AuthJwks **out, Diag *d);
+/** NULL is a no-op. */
 void auth_jwks_free(AuthJwks *k);
 
 typedef struct AuthJwtPolicy {
@@ -86,18 +124,27 @@ typedef struct AuthJwtPolicy {
     int64_t leeway_s;     /* clock skew allowed on exp/nbf/iat (default 0; at most 300) */
 } AuthJwtPolicy;
 
+/* Strings are NUL-terminated UTF-8 as the token carries them. sub, scope and client_id are never
+ * truncated (a cut identity or scope could name another): a longer value refuses the token.
+ * name, for display only, is cut at a UTF-8 character boundary. */
 typedef struct AuthClaims {
-    char subject[256]; /* sub */
-    char scope[1024];  /* scope (space-separated), "" when absent */
-    char client_id[256];
-    char name[256]; /* name, or preferred_username, "" when absent */
-    int64_t exp, iat;
+    char subject[256];   /* sub (required, non-empty) */
+    char scope[1024];    /* scope (space-separated), else "scp" (array or string), "" when absent */
+    char client_id[256]; /* client_id (RFC 9068), else azp, "" when absent */
+    char name[256];      /* name, or preferred_username, "" when absent */
+    int64_t exp, iat;    /* iat is 0 when absent */
 } AuthClaims;
 
-/** Verify a compact JWS: alg RS256 or ES256 only (none, HS*, others refused), signature by
- *  the JWKS key named by `kid` (or the only key of that type when there is no kid), exp
- *  required and in the future, nbf/iat not in the future, iss and aud as the policy says.
- *  ERR_UNAUTHORIZED with a French reason in d for any failure. */
+/** Verify a compact JWS (at most AUTH_JWT_MAX bytes, strict base64url): alg RS256 or ES256 only
+ *  (none, HS*, others refused before any key or signature work; so are crit, zip, cty, and a typ
+ *  other than JWT/at+jwt), signature by the JWKS key of that type named by `kid` (or the only key
+ *  of that type when there is no kid; refused when ambiguous); then exp required and
+ *  > now - leeway, nbf/iat (when present) <= now + leeway, iss equal to the policy's issuer,
+ *  aud containing its audience, sub present. Keys carried by the token (jwk, jku, x5u, x5c) are
+ *  never used. On success fills *out; on failure *out is untouched and the result is
+ *  ERR_UNAUTHORIZED with a short French reason in d ("jeton expiré", "signature invalide"...),
+ *  or ERR_INVALID when the call itself is wrong (NULL keys/policy/out, no issuer or audience,
+ *  leeway outside 0..AUTH_JWT_MAX_LEEWAY). Thread-safe, including on one shared AuthJwks. */
 int auth_jwt_verify(const AuthJwks *keys, const AuthJwtPolicy *p, const char *token,
                     AuthClaims *out, Diag *d);
 
