@@ -16,5 +16,7 @@ int cli_registry_load(const char *dir, FhirRegistry **out, Diag *d);
 int cli_data_dir_lock(const char *dir, Diag *d);
 /** `ror import ...` */
 int cli_import(int argc, char **argv);
+/** `ror user ...` (accounts) */
+int cli_user(int argc, char **argv);
 
 #endif

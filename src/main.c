@@ -30,6 +30,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  serve     start the FHIR server\n"
             "  import    import reference data or FHIR files (ror import --help)\n"
+            "  user      accounts: add, passwd, disable, grant, key, list (ror user --help)\n"
             "  version   print the version\n"
             "\n"
             "serve options:\n"
@@ -331,6 +332,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "import") == 0)
         return cli_import(argc - 1, argv + 1);
+    if (strcmp(argv[1], "user") == 0)
+        return cli_user(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0) {
         printf("ror %s\n", ROR_VERSION);
         return 0;

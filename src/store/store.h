@@ -282,6 +282,31 @@ int store_subscription_state(Store *s, Arena *a, const char *id, SubscriptionSta
  *  was deleted meanwhile (nothing written). */
 int store_txn_subscription_state_set(StoreTxn *t, const SubscriptionState *v, Diag *d);
 
+/** An account: a local user or a system client (its API keys are kept as hashes apart). */
+typedef struct StoreAccount {
+    int64_t id; /* 0: a new account */
+    const char *login, *name;
+    const char *password; /* encoded argon2id hash, or NULL (no password login) */
+    const char *roles;    /* JSON array text: [{"role": ..., "organization": ...}] */
+    bool disabled;
+    int64_t created, updated; /* epoch ms */
+    const char *updated_by;
+    int64_t nkeys; /* active API keys (store_accounts only) */
+} StoreAccount;
+
+/** The account of `login` (case-insensitive). ERR_NOT_FOUND. */
+int store_account_get(Store *s, Arena *a, const char *login, StoreAccount *out, Diag *d);
+int store_txn_account_get(StoreTxn *t, Arena *a, const char *login, StoreAccount *out, Diag *d);
+/** Create (id 0) or update an account, recording `action` (and `detail`) by `author` in its
+ *  append-only history. *id receives its id. ERR_CONFLICT when the login is taken. */
+int store_txn_account_put(StoreTxn *t, const StoreAccount *acc, const char *author,
+                          const char *action, const char *detail, int64_t *id, Diag *d);
+/** Record a new API key (its hash) for an account. */
+int store_txn_apikey_add(StoreTxn *t, int64_t account, const char *hash, const char *label,
+                         const char *author, Diag *d);
+/** Every account, by login (*out in a; nkeys filled). */
+int store_accounts(Store *s, Arena *a, StoreAccount **out, size_t *n, Diag *d);
+
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {
     const char *type;

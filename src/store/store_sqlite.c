@@ -119,6 +119,17 @@ static const char *const migrations[] = {
     /* 9: a digest of each resource's index rows by kind, so that a new version rewrites only
      * the kinds that changed (none yet: the next version of each resource rewrites all) */
     "CREATE TABLE index_digest(res INTEGER PRIMARY KEY, d BLOB NOT NULL);",
+    /* 10: accounts (local users and system clients), their API keys (hashes only) and the
+     * append-only record of every change made to them */
+    "CREATE TABLE account(id INTEGER PRIMARY KEY, login TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    "  name TEXT NOT NULL DEFAULT '', password TEXT, roles TEXT NOT NULL DEFAULT '[]',"
+    "  disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    "  updated_by TEXT NOT NULL);"
+    "CREATE TABLE api_key(hash TEXT PRIMARY KEY, account INTEGER NOT NULL REFERENCES"
+    "  account(id), label TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, revoked INTEGER);"
+    "CREATE TABLE account_event(id INTEGER PRIMARY KEY, account INTEGER NOT NULL REFERENCES"
+    "  account(id), at INTEGER NOT NULL, author TEXT NOT NULL, action TEXT NOT NULL,"
+    "  detail TEXT NOT NULL DEFAULT '');",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -1874,4 +1885,168 @@ int store_txn_subscription_state_set(StoreTxn *t, const SubscriptionState *v, Di
     if (sqlite3_changes(t->conn->db) == 0)
         return diag_set(d, ERR_NOT_FOUND, "abonnement supprimé");
     return 0;
+}
+
+/* ------------------------------------------------------------------ accounts */
+
+#define ACCOUNT_COLS "id, login, name, password, roles, disabled, created, updated, updated_by"
+
+static void account_fill(Arena *a, sqlite3_stmt *st, StoreAccount *o)
+{
+    o->id = sqlite3_column_int64(st, 0);
+    o->login = col_text(a, st, 1);
+    o->name = col_text(a, st, 2);
+    o->password = sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : col_text(a, st, 3);
+    o->roles = col_text(a, st, 4);
+    o->disabled = sqlite3_column_int(st, 5) != 0;
+    o->created = sqlite3_column_int64(st, 6);
+    o->updated = sqlite3_column_int64(st, 7);
+    o->updated_by = col_text(a, st, 8);
+    o->nkeys = 0;
+}
+
+static int account_get(Conn *c, Arena *a, const char *login, StoreAccount *out, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c, "SELECT " ACCOUNT_COLS " FROM account WHERE login = ?1", d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_text(st, 1, login, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st), rc = 0;
+    if (step == SQLITE_ROW)
+        account_fill(a, st, out);
+    else if (step == SQLITE_DONE)
+        rc = diag_set(d, ERR_NOT_FOUND, "compte '%s' inconnu", login);
+    else
+        rc = db_err(c->db, d, "account");
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_txn_account_get(StoreTxn *t, Arena *a, const char *login, StoreAccount *out, Diag *d)
+{
+    return account_get(t->conn, a, login, out, d);
+}
+
+int store_account_get(Store *s, Arena *a, const char *login, StoreAccount *out, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = account_get(c, a, login, out, d);
+    reader_release(s, c);
+    return rc;
+}
+
+static int account_event(Conn *c, int64_t account, int64_t at, const char *author,
+                         const char *action, const char *detail, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "INSERT INTO account_event(account, at, author, action, detail) "
+                                 "VALUES(?1, ?2, ?3, ?4, ?5)",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, account);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_text(st, 3, author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, detail ? detail : "", -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(c->db, d, "account event");
+}
+
+int store_txn_account_put(StoreTxn *t, const StoreAccount *acc, const char *author,
+                          const char *action, const char *detail, int64_t *id, Diag *d)
+{
+    Conn *c = t->conn;
+    int64_t now = time_now_ms();
+    sqlite3_stmt *st;
+    if (acc->id <= 0) {
+        st = conn_stmt(c,
+                       "INSERT INTO account(login, name, password, roles, disabled, created, "
+                       "updated, updated_by) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                       d);
+    } else {
+        st = conn_stmt(c,
+                       "UPDATE account SET login = ?1, name = ?2, password = ?3, roles = ?4, "
+                       "disabled = ?5, updated = ?6, updated_by = ?7 WHERE id = ?8",
+                       d);
+    }
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_text(st, 1, acc->login, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, acc->name ? acc->name : "", -1, SQLITE_STATIC);
+    if (acc->password)
+        sqlite3_bind_text(st, 3, acc->password, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, acc->roles ? acc->roles : "[]", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, acc->disabled);
+    sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_text(st, 7, author, -1, SQLITE_STATIC);
+    if (acc->id > 0)
+        sqlite3_bind_int64(st, 8, acc->id);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step == SQLITE_CONSTRAINT)
+        return diag_set(d, ERR_CONFLICT, "le compte '%s' existe déjà", acc->login);
+    if (step != SQLITE_DONE)
+        return db_err(c->db, d, "account");
+    int64_t aid = acc->id > 0 ? acc->id : sqlite3_last_insert_rowid(c->db);
+    if (id)
+        *id = aid;
+    return account_event(c, aid, now, author, action, detail, d);
+}
+
+int store_txn_apikey_add(StoreTxn *t, int64_t account, const char *hash, const char *label,
+                         const char *author, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(
+        t->conn, "INSERT INTO api_key(hash, account, label, created) VALUES(?1, ?2, ?3, ?4)", d);
+    if (!st)
+        return ERR_IO;
+    int64_t now = time_now_ms();
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, account);
+    sqlite3_bind_text(st, 3, label ? label : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return db_err(t->conn->db, d, "api key");
+    return account_event(t->conn, account, now, author, "key", label, d);
+}
+
+int store_accounts(Store *s, Arena *a, StoreAccount **out, size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = 0;
+    size_t cap = 16;
+    *n = 0;
+    *out = arena_alloc(a, cap * sizeof **out);
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "SELECT " ACCOUNT_COLS ", (SELECT count(*) FROM api_key k WHERE "
+                                 "k.account = account.id AND k.revoked IS NULL) FROM account "
+                                 "ORDER BY login",
+                                 d);
+    if (!st) {
+        rc = ERR_IO;
+    } else {
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (*n == cap) {
+                StoreAccount *bigger = arena_alloc(a, cap * 2 * sizeof *bigger);
+                memcpy(bigger, *out, cap * sizeof *bigger);
+                *out = bigger;
+                cap *= 2;
+            }
+            account_fill(a, st, &(*out)[*n]);
+            (*out)[*n].nkeys = sqlite3_column_int64(st, 9);
+            (*n)++;
+        }
+        if (step != SQLITE_DONE)
+            rc = db_err(c->db, d, "accounts");
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
 }
