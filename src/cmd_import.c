@@ -15,6 +15,20 @@
 #include "import/import.h"
 #include "store/store.h"
 
+int cli_store_open(const char *data, const char *spec, FhirRegistry **reg, Store **store, Diag *d)
+{
+    int rc = cli_data_dir_lock(data, d);
+    if (rc == 0)
+        rc = cli_registry_load(spec, reg, d);
+    if (rc == 0) {
+        char *path = xasprintf("%s/ror.db", data);
+        StoreOptions so = {.path = path, .reg = *reg, .readers = 1};
+        rc = store_open(&so, store, d);
+        free(path);
+    }
+    return rc;
+}
+
 int cli_data_dir_lock(const char *dir, Diag *d)
 {
     if (mkdir(dir, 0750) != 0 && errno != EEXIST)
@@ -203,17 +217,9 @@ int cli_import(int argc, char **argv)
     if (rc == 0 && files.n == 0)
         rc = diag_set(&d, ERR_INVALID, "aucun fichier importable trouvé");
     if (rc == 0)
-        rc = cli_data_dir_lock(data, &d);
+        rc = cli_store_open(data, spec, &reg, &store, &d);
     if (rc == 0)
-        rc = cli_registry_load(spec, &reg, &d);
-    if (rc == 0) {
-        char *path = xasprintf("%s/ror.db", data);
-        StoreOptions so = {.path = path, .reg = reg, .readers = 1};
-        rc = store_open(&so, &store, &d);
-        free(path);
-        if (rc == 0)
-            capacity_attach(store); /* imported Locations record their capacity events too */
-    }
+        capacity_attach(store); /* imported Locations record their capacity events too */
     Terminology *term = NULL;
     if (rc == 0) { /* codes are checked as on the API (once the NOS are in the store) */
         char *bindings = xasprintf("%s/bindings.json", spec);

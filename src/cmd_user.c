@@ -280,15 +280,7 @@ int cli_user(int argc, char **argv)
         u.key_hash = key_hash;
     }
     if (rc == 0)
-        rc = cli_data_dir_lock(data, &d);
-    if (rc == 0)
-        rc = cli_registry_load(spec, &reg, &d);
-    if (rc == 0) {
-        char *path = xasprintf("%s/ror.db", data);
-        StoreOptions so = {.path = path, .reg = reg, .readers = 1};
-        rc = store_open(&so, &store, &d);
-        free(path);
-    }
+        rc = cli_store_open(data, spec, &reg, &store, &d);
     if (rc == 0 && strcmp(verb, "list") == 0) {
         status = list(store);
     } else if (rc == 0 && strcmp(verb, "check") == 0) {
