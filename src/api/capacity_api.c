@@ -313,8 +313,6 @@ static void h_stale(HttpRequest *r, void *ctx)
                      json_pack("{s:s,s:I,s:o}", "at", ts, "total", (json_int_t)cnt, "stale", list));
 }
 
-/* The département of an INSEE commune code: 2 characters, 3 overseas (97x). */
-
 /* Where a Location is and what it is, read once into `cache`: [organization id, département,
  * région (from the communes table; "" when unknown), unit type ("" when none or not asked)]. */
 static json_t *place_lookup(CapacityFeed *f, json_t *cache, const char *loc, bool unit_type)
@@ -324,13 +322,9 @@ static json_t *place_lookup(CapacityFeed *f, json_t *cache, const char *loc, boo
         return p;
     Arena a;
     arena_init(&a);
-    StoredResource r;
-    json_t *res = NULL;
-    const char *org = "", *insee = NULL, *region = "", *unit = "";
-    char dep[4] = "";
-    if (store_read(f->store, &a, "Location", loc, &r, NULL) == 0 &&
-        json_parse(r.body, r.len, &res, NULL) == 0)
-        capacity_location_place(res, &org, &insee, dep);
+    const char *org, *insee, *region = "", *unit = "";
+    char dep[4];
+    capacity_location_where(f->store, &a, loc, &org, &insee, dep);
     TermCommune c;
     if (f->term && insee && terminology_commune(f->term, &a, insee, &c) == 0 && c.region)
         region = c.region;
@@ -346,7 +340,6 @@ static json_t *place_lookup(CapacityFeed *f, json_t *cache, const char *loc, boo
             unit = t;
     }
     p = json_pack("[s,s,s,s]", org, dep, region, unit);
-    json_decref(res);
     arena_cleanup(&a);
     if (json_object_size(cache) > 10000)
         json_object_clear(cache);

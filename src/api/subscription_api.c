@@ -623,15 +623,10 @@ static json_t *place_of(SubscriptionHub *h, json_t *cache, const char *loc)
         return p;
     Arena a;
     arena_init(&a);
-    StoredResource r;
-    json_t *res = NULL;
-    const char *org = "", *insee = NULL;
-    char dep[4] = "";
-    if (store_read(h->store, &a, "Location", loc, &r, NULL) == 0 &&
-        json_parse(r.body, r.len, &res, NULL) == 0)
-        capacity_location_place(res, &org, &insee, dep);
+    const char *org, *insee;
+    char dep[4];
+    capacity_location_where(h->store, &a, loc, &org, &insee, dep);
     p = json_pack("[s,s]", org, dep);
-    json_decref(res);
     arena_cleanup(&a);
     json_object_set_new(cache, loc, p);
     return p;

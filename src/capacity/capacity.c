@@ -169,6 +169,24 @@ void capacity_location_place(json_t *loc, const char **org, const char **insee, 
     }
 }
 
+void capacity_location_where(Store *s, Arena *a, const char *id, const char **org,
+                             const char **insee, char dep[4])
+{
+    StoredResource r;
+    json_t *res = NULL;
+    *org = "";
+    *insee = NULL;
+    dep[0] = '\0';
+    if (store_read(s, a, "Location", id, &r, NULL) != 0 ||
+        json_parse(r.body, r.len, &res, NULL) != 0)
+        return;
+    const char *o, *i;
+    capacity_location_place(res, &o, &i, dep);
+    *org = arena_strdup(a, o);
+    *insee = i ? arena_strdup(a, i) : NULL;
+    json_decref(res);
+}
+
 /* The département of a Location (from its ror-commune-cog), "" when unknown. */
 static void location_departement(json_t *loc, char out[4])
 {

@@ -77,6 +77,10 @@ double capacity_expiry_hours(const CapacityExpiry *e, const char *indicator_key)
  *  its commune's INSEE code (ror-commune-cog; NULL when none) and its département (2
  *  characters, 3 overseas; "" when unknown). The strings point into loc. */
 void capacity_location_place(json_t *loc, const char **org, const char **insee, char dep[4]);
+/** The same, read from the current version of Location `id` (strings copied into a); "", NULL
+ *  and "" when it cannot be read. */
+void capacity_location_where(Store *s, Arena *a, const char *id, const char **org,
+                             const char **insee, char dep[4]);
 /** False for an extra-bed (status 06) or crisis indicator of a unit in département `dep` when
  *  no crisis among `open` (ended ones are skipped) covers it: once the ARS closed the crisis,
  *  such figures are history, not current capacity (they stay in the events). */
