@@ -23,19 +23,6 @@
 #include "json/json.h"
 #include "store/store.h"
 
-/* The roles of issue 6; those marked need an organisation (their scope). */
-static const struct {
-    const char *name;
-    bool scoped;
-    const char *label;
-} roles[] = {
-    {"ars-admin", false, "administrateur ARS (toute la région)"},
-    {"establishment-manager", true, "gestionnaire d'établissement (ses organisations)"},
-    {"bed-declarer", true, "déclarant de lits (les unités de son organisation)"},
-    {"reader", false, "lecteur orientation / régulation"},
-    {"system", false, "client système (clé d'API)"},
-};
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ror user add LOGIN [--name NAME] [--role ROLE[:ORG]]... [--password-stdin]\n"
@@ -47,17 +34,37 @@ static void usage(FILE *f)
                "       ror user list\n"
                "options: --data DIR (default ./ror-data), --spec DIR, --author NAME\n"
                "roles:");
-    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
-        fprintf(f, " %s%s", roles[i].name, roles[i].scoped ? ":ORG" : "");
-    fprintf(f, "\n");
+    for (int i = 0; i < AUTH_ROLES; i++)
+        fprintf(f, " %s%s", auth_roles[i].name,
+                auth_roles[i].scope == AUTH_SCOPE_ORGANIZATION ? ":ORG"
+                : auth_roles[i].scope == AUTH_SCOPE_PROFILE    ? "[:PROFILE]"
+                                                               : "");
+    fprintf(f, "\n  ORG: an organisation's FINESS number (or Organization/<id>); PROFILE: the access\n"
+               "  profile 0-5 it reads with (reader: 4, system: 2 by default)\n");
 }
 
-static int role_index(const char *name)
+/* A role and its qualifier as stored: {"role", "organization"} or {"role", "profile"}. NULL
+ * when the qualifier does not suit the role (missing organisation, bad profile number). */
+static json_t *role_json(const char *role, const char *qualifier)
 {
-    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
-        if (strcmp(roles[i].name, name) == 0)
-            return (int)i;
-    return -1;
+    int ri = auth_role_find(role);
+    if (ri < 0)
+        return NULL;
+    AuthScope scope = auth_roles[ri].scope;
+    json_t *r = json_pack("{s:s}", "role", role);
+    if (scope == AUTH_SCOPE_ORGANIZATION && qualifier && qualifier[0]) {
+        json_object_set_new(r, "organization", json_string(qualifier));
+    } else if (scope == AUTH_SCOPE_PROFILE && qualifier) {
+        if (strlen(qualifier) != 1 || qualifier[0] < '0' || qualifier[0] > '5') {
+            json_decref(r);
+            return NULL;
+        }
+        json_object_set_new(r, "profile", json_integer(qualifier[0] - '0'));
+    } else if (scope == AUTH_SCOPE_ORGANIZATION || qualifier) {
+        json_decref(r);
+        return NULL;
+    }
+    return r;
 }
 
 /* A password: one line of stdin (trailing newline removed), or a random one printed once. */
@@ -85,11 +92,9 @@ typedef struct UserOp {
     const char *key_hash;            /* key */
 } UserOp;
 
-static bool role_eq(json_t *r, const char *role, const char *org)
+static bool role_eq(json_t *r, const json_t *want)
 {
-    const char *o = json_string_value(json_object_get(r, "organization"));
-    return strcmp(json_string_value(json_object_get(r, "role")), role) == 0 &&
-           ((!o && !org) || (o && org && strcmp(o, org) == 0));
+    return json_equal(r, (json_t *)want);
 }
 
 static int txn_user(StoreTxn *t, void *ctx, Diag *d)
@@ -114,8 +119,11 @@ static int txn_user(StoreTxn *t, void *ctx, Diag *d)
         goto done;
     if (strcmp(u->verb, "passwd") == 0) {
         acc.password = u->password_hash;
+        rc = store_txn_sessions_end(t, acc.id, d); /* a changed password signs everyone out */
     } else if (strcmp(u->verb, "disable") == 0 || strcmp(u->verb, "enable") == 0) {
         acc.disabled = strcmp(u->verb, "disable") == 0;
+        if (acc.disabled)
+            rc = store_txn_sessions_end(t, acc.id, d);
     } else if (strcmp(u->verb, "grant") == 0 || strcmp(u->verb, "revoke") == 0) {
         if (json_parse(acc.roles, strlen(acc.roles), &rs, d) != 0 || !json_is_array(rs)) {
             rc = diag_set(d, ERR_INTERNAL, "rôles illisibles pour '%s'", u->login);
@@ -123,29 +131,32 @@ static int txn_user(StoreTxn *t, void *ctx, Diag *d)
         }
         size_t i, found = SIZE_MAX;
         json_t *r;
-        json_array_foreach(rs, i, r) if (role_eq(r, u->role, u->organization)) found = i;
+        json_t *want = role_json(u->role, u->organization);
+        json_array_foreach(rs, i, r) if (role_eq(r, want)) found = i;
         if (strcmp(u->verb, "grant") == 0) {
             if (found != SIZE_MAX) {
+                json_decref(want);
                 rc = diag_set(d, ERR_CONFLICT, "'%s' a déjà ce rôle", u->login);
                 goto done;
             }
-            json_t *nr = json_pack("{s:s}", "role", u->role);
-            if (u->organization)
-                json_object_set_new(nr, "organization", json_string(u->organization));
-            json_array_append_new(rs, nr);
+            json_array_append(rs, want);
         } else {
             if (found == SIZE_MAX) {
+                json_decref(want);
                 rc = diag_set(d, ERR_NOT_FOUND, "'%s' n'a pas ce rôle", u->login);
                 goto done;
             }
             json_array_remove(rs, found);
         }
+        json_decref(want);
         roles_text = json_dumps(rs, JSON_COMPACT);
         acc.roles = roles_text;
     } else if (strcmp(u->verb, "key") == 0) {
         rc = store_txn_apikey_add(t, acc.id, u->key_hash, u->label, u->author, d);
         goto done;
     }
+    if (rc != 0)
+        goto done;
     detail = u->role ? xasprintf("%s%s%s", u->role, u->organization ? ":" : "",
                                  u->organization ? u->organization : "")
                      : NULL;
@@ -211,15 +222,12 @@ int cli_user(int argc, char **argv)
         case 'r': {
             char *colon = strchr(optarg, ':');
             char *role = colon ? xstrndup(optarg, (size_t)(colon - optarg)) : xstrdup(optarg);
-            int ri = role_index(role);
-            if (ri < 0 || roles[ri].scoped != (colon && colon[1])) {
+            json_t *r = role_json(role, colon ? colon + 1 : NULL);
+            if (!r) {
                 fprintf(stderr, "ror user: rôle invalide '%s'\n", optarg);
                 free(role);
                 goto out;
             }
-            json_t *r = json_pack("{s:s}", "role", role);
-            if (colon)
-                json_object_set_new(r, "organization", json_string(colon + 1));
             json_array_append_new(add_roles, r);
             free(role);
             break;
@@ -246,8 +254,10 @@ int cli_user(int argc, char **argv)
     if (strcmp(verb, "grant") == 0 || strcmp(verb, "revoke") == 0) {
         u.role = optind + 2 < argc ? argv[optind + 2] : NULL;
         u.organization = optind + 3 < argc ? argv[optind + 3] : NULL;
-        int ri = u.role ? role_index(u.role) : -1;
-        if (ri < 0 || roles[ri].scoped != (u.organization != NULL)) {
+        json_t *check = u.role ? role_json(u.role, u.organization) : NULL;
+        bool valid = check != NULL;
+        json_decref(check);
+        if (!valid) {
             fprintf(stderr, "ror user: rôle invalide (%s)\n", u.role ? u.role : "absent");
             goto out;
         }

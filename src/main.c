@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "api/api.h"
+#include "auth/auth.h"
 #include "capacity/capacity.h"
 #include "orient/orient.h"
 #include "cli.h"
@@ -43,12 +46,50 @@ static void usage(FILE *f)
             "  --query-timeout MS  searches running longer are abandoned (413); default 10000\n"
             "  --max-streams N   capacity event streams open at once (more: 503); default: the\n"
             "                    connection limit (open-files limit, raised to its maximum) - 64\n"
+            "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM; TLS 1.2+) instead of HTTP\n"
+            "  --rate-limit N    requests per second per client address (burst 2N); 0 = off;\n"
+            "                    default 200\n"
+            "  --trust-proxy     the client address is the last X-Forwarded-For entry (only\n"
+            "                    behind a reverse proxy that sets it)\n"
+            "  --oidc-issuer URL --oidc-audience AUD --oidc-jwks FILE  accept bearer JWTs of\n"
+            "                    this issuer (RS256/ES256), signed by a key of FILE (JWKS)\n"
+            "  --cookie-secure   mark session cookies Secure (HTTPS terminated by a proxy)\n"
+            "  --access-profiles FILE  Ror-Profil-Utilisateur codes -> access profiles 0-5;\n"
+            "                    default SPEC/access-profiles.json\n"
+            "  --validation      establishment managers' descriptive changes wait for the\n"
+            "                    ARS's validation (GET /validation)\n"
             "  --spec DIR        search-parameter data directory; default %s\n"
             "environment: ROR_DATA_DIR overrides the default of --spec\n",
             ROR_DATA_DIR);
 }
 
 /* ------------------------------------------------------------------ wiring */
+
+/* The whole of a small text file (at most 4 MiB), or NULL with d set. */
+static char *file_text(const char *path, Diag *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        diag_set(d, ERR_IO, "%s : %s", path, strerror(errno));
+        return NULL;
+    }
+    Buf b;
+    buf_init(&b, 4u << 20);
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_add(&b, chunk, n);
+    bool bad = ferror(f) || b.overflow;
+    fclose(f);
+    if (bad) {
+        buf_cleanup(&b);
+        diag_set(d, ERR_IO, "%s : illisible ou trop grand", path);
+        return NULL;
+    }
+    buf_add(&b, "", 1);
+    size_t len;
+    return buf_steal(&b, &len);
+}
 
 static void on_commit(void *ctx, const StoreChange *changes, size_t n)
 {
@@ -195,6 +236,10 @@ static int cmd_serve(int argc, char **argv)
     int port = 8080, threads = 8, query_timeout = 10000;
     long max_streams = 0;
     size_t max_body = 8u << 20;
+    const char *tls_cert = NULL, *tls_key = NULL, *oidc_issuer = NULL, *oidc_audience = NULL;
+    const char *oidc_jwks = NULL, *profiles_path = NULL;
+    double rate_limit = 0;
+    bool trust_proxy = false, cookie_secure = false, validation = false;
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
         {"port", required_argument, NULL, 'p'},
@@ -205,6 +250,16 @@ static int cmd_serve(int argc, char **argv)
         {"spec", required_argument, NULL, 'S'},
         {"query-timeout", required_argument, NULL, 'q'},
         {"max-streams", required_argument, NULL, 'M'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"rate-limit", required_argument, NULL, 'r'},
+        {"trust-proxy", no_argument, NULL, 'T'},
+        {"oidc-issuer", required_argument, NULL, 'I'},
+        {"oidc-audience", required_argument, NULL, 'A'},
+        {"oidc-jwks", required_argument, NULL, 'J'},
+        {"cookie-secure", no_argument, NULL, 'c'},
+        {"access-profiles", required_argument, NULL, 'P'},
+        {"validation", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -221,14 +276,27 @@ static int cmd_serve(int argc, char **argv)
         case 'S': spec = optarg; break;
         case 'q': query_timeout = atoi(optarg); break;
         case 'M': max_streams = atol(optarg); break;
+        case 'C': tls_cert = optarg; break;
+        case 'K': tls_key = optarg; break;
+        case 'r': rate_limit = strtod(optarg, NULL); break;
+        case 'T': trust_proxy = true; break;
+        case 'I': oidc_issuer = optarg; break;
+        case 'A': oidc_audience = optarg; break;
+        case 'J': oidc_jwks = optarg; break;
+        case 'c': cookie_secure = true; break;
+        case 'P': profiles_path = optarg; break;
+        case 'V': validation = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (port < 0 || port > 65535 || threads < 1 || threads > 256 || max_body < 1024 ||
-        query_timeout < 1 || max_streams < 0) {
-        fprintf(stderr,
-                "ror: invalid --port, --threads, --max-body, --query-timeout or --max-streams\n");
+        query_timeout < 1 || max_streams < 0 || !(rate_limit >= 0) ||
+        (!tls_cert != !tls_key) || (!oidc_jwks != !oidc_issuer) ||
+        (!oidc_jwks != !oidc_audience)) {
+        fprintf(stderr, "ror: invalid --port, --threads, --max-body, --query-timeout, "
+                        "--max-streams or --rate-limit, or --tls-cert without --tls-key, or an "
+                        "incomplete --oidc-issuer/--oidc-audience/--oidc-jwks\n");
         return 2;
     }
     if (mkdir(data, 0750) != 0 && errno != EEXIST) {
@@ -253,7 +321,27 @@ static int cmd_serve(int argc, char **argv)
     Terminology *term = NULL;
     CapacityExpiry *expiry = NULL;
     Orient *orient = NULL;
+    AuthJwks *jwks = NULL;
+    char *cert = NULL, *key = NULL, *profiles = NULL;
     int rc = cli_data_dir_lock(data, &d);
+    if (rc == 0 && tls_cert) {
+        cert = file_text(tls_cert, &d);
+        key = cert ? file_text(tls_key, &d) : NULL;
+        rc = key ? 0 : ERR_IO;
+    }
+    if (rc == 0 && oidc_jwks) {
+        char *text = file_text(oidc_jwks, &d);
+        rc = text ? auth_jwks_load(text, strlen(text), &jwks, &d) : ERR_IO;
+        free(text);
+    }
+    if (rc == 0) {
+        char *def = profiles_path ? NULL : xasprintf("%s/access-profiles.json", spec);
+        if (profiles_path || access(def, R_OK) == 0) {
+            profiles = file_text(profiles_path ? profiles_path : def, &d);
+            rc = profiles ? 0 : ERR_IO;
+        }
+        free(def);
+    }
     if (rc == 0)
         rc = cli_registry_load(spec, &reg, &d);
     if (rc == 0) {
@@ -287,16 +375,33 @@ static int cmd_serve(int argc, char **argv)
                          .events = events,
                          .capacity_expiry = expiry,
                          .orient = orient,
-                         .max_streams = (size_t)max_streams};
-        api = api_new(&ao);
+                         .max_streams = (size_t)max_streams,
+                         .jwks = jwks,
+                         .oidc_issuer = oidc_issuer,
+                         .oidc_audience = oidc_audience,
+                         .cookie_secure = cookie_secure,
+                         .profile_codes_json = profiles,
+                         .validation = validation};
+        api = api_new(&ao, &d);
+        rc = api ? 0 : ERR_INVALID;
+    }
+    if (rc == 0) {
         http = http_server_new();
         api_routes(api, http);
-        HttpOptions ho = {
-            .bind = bind, .port = port, .threads = threads, .max_body = max_body, .timeout_s = 60};
+        HttpOptions ho = {.bind = bind,
+                          .port = port,
+                          .threads = threads,
+                          .max_body = max_body,
+                          .timeout_s = 60,
+                          .tls_cert_pem = cert,
+                          .tls_key_pem = key,
+                          .rate_per_s = rate_limit,
+                          .trust_proxy = trust_proxy};
         rc = http_start(http, &ho, &d);
     }
     if (rc == 0) {
-        printf("ror: listening on http://%s:%d/fhir\n", bind, http_port(http));
+        printf("ror: listening on %s://%s:%d/fhir\n", cert ? "https" : "http", bind,
+               http_port(http));
         fflush(stdout);
         int sig = 0;
         sigwait(&sigs, &sig);
@@ -319,6 +424,12 @@ static int cmd_serve(int argc, char **argv)
     capacity_expiry_free(expiry);
     events_free(events);
     fhir_registry_free(reg);
+    auth_jwks_free(jwks);
+    if (key)
+        sodium_memzero(key, strlen(key));
+    free(key);
+    free(cert);
+    free(profiles);
     return rc == 0 ? 0 : 1;
 }
 

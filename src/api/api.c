@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api/api_int.h"
 #include "json/json.h"
 #include "terminology/terminology.h"
 
@@ -30,6 +31,8 @@ struct Api {
     void *orient_api;
     size_t max_streams;
     struct SubscriptionHub *subs;
+    AuthApi *auth;
+    bool validation;
 };
 
 char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
@@ -62,9 +65,20 @@ static int resource_check(Api *a, const char *type, json_t *res, Diag *d)
     return rc;
 }
 
-Api *api_new(const ApiOptions *o)
+Api *api_new(const ApiOptions *o, Diag *d)
 {
+    AuthApiOptions ao = {.store = o->store,
+                         .jwks = o->jwks,
+                         .issuer = o->oidc_issuer,
+                         .audience = o->oidc_audience,
+                         .cookie_secure = o->cookie_secure,
+                         .profile_codes_json = o->profile_codes_json};
+    AuthApi *auth = auth_api_new(&ao, d);
+    if (!auth)
+        return NULL;
     Api *a = xcalloc(1, sizeof *a);
+    a->auth = auth;
+    a->validation = o->validation;
     a->store = o->store;
     a->reg = o->reg;
     a->base = xstrdup(o->base_path ? o->base_path : "/fhir");
@@ -84,6 +98,7 @@ void api_free(Api *a)
         return;
     subscription_hub_free(a->subs);
     capacity_feed_free(a->feed);
+    auth_api_free(a->auth);
     free(a->orient_api);
     free(a->base);
     free(a->capability);
@@ -93,8 +108,10 @@ void api_free(Api *a)
 
 void api_stop(Api *a)
 {
-    if (a)
-        subscription_hub_stop(a->subs);
+    if (!a)
+        return;
+    subscription_hub_stop(a->subs);
+    auth_api_stop(a->auth);
 }
 
 const char *api_capability_text(const Api *a)
@@ -129,11 +146,10 @@ static int fail(HttpRequest *r, int err, const char *fmt, ...)
     return err;
 }
 
-/* The author recorded with each version. Authentication (accounts, tokens) will name the user;
- * until then writes are attributed to the anonymous client and its address. */
+/* The author recorded with each version: the signed-in account, or the anonymous client. */
 static const char *author_of(HttpRequest *r)
 {
-    return arena_printf(&r->arena, "anonyme@%s", r->remote);
+    return api_principal(r)->author;
 }
 
 static void http_date(int64_t ms, char out[64])
@@ -280,10 +296,12 @@ static void respond_version(HttpRequest *r, int status, const StoredResource *s,
     http_header_set(r, "Content-Location", loc);
     if (status == 201)
         http_header_set(r, "Location", loc);
-    if (prefer_minimal(r))
+    size_t len;
+    const char *body = prefer_minimal(r) ? NULL : api_visible_body(r, a->store, a->reg, s, &len);
+    if (!body)
         http_respond(r, status, NULL, NULL, 0);
     else
-        respond_text(r, status, s->body, s->len);
+        respond_text(r, status, body, len);
 }
 
 /* ------------------------------------------------------------------ metadata, read */
@@ -299,7 +317,8 @@ static void h_metadata(HttpRequest *r, void *ctx)
 static void h_read(HttpRequest *r, void *ctx)
 {
     Api *a = ctx;
-    if (!type_or_respond(r, FHIR_READ) || !id_or_respond(r, r->params[1]) || !accept_or_respond(r))
+    if (!type_or_respond(r, FHIR_READ) || !id_or_respond(r, r->params[1]) ||
+        !accept_or_respond(r) || !api_type_readable_or_respond(r, r->params[0]))
         return;
     StoredResource s;
     Diag d = {{0}, {0}};
@@ -310,6 +329,12 @@ static void h_read(HttpRequest *r, void *ctx)
         http_fail(r, rc, &d);
         return;
     }
+    size_t len;
+    const char *body = api_visible_body(r, a->store, a->reg, &s, &len);
+    if (!body) { /* as if it did not exist: its existence is not the reader's to know */
+        fail(r, ERR_NOT_FOUND, "%s/%s introuvable", s.type, s.id);
+        return;
+    }
     const char *inm = http_header(r, "If-None-Match");
     char etag[40];
     snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)s.version);
@@ -318,13 +343,14 @@ static void h_read(HttpRequest *r, void *ctx)
         http_respond(r, 304, NULL, NULL, 0);
         return;
     }
-    respond_text(r, 200, s.body, s.len);
+    respond_text(r, 200, body, len);
 }
 
 static void h_vread(HttpRequest *r, void *ctx)
 {
     Api *a = ctx;
-    if (!type_or_respond(r, FHIR_VREAD) || !id_or_respond(r, r->params[1]) || !accept_or_respond(r))
+    if (!type_or_respond(r, FHIR_VREAD) || !id_or_respond(r, r->params[1]) ||
+        !accept_or_respond(r) || !api_type_readable_or_respond(r, r->params[0]))
         return;
     char *end;
     long long v = strtoll(r->params[2], &end, 10);
@@ -344,8 +370,14 @@ static void h_vread(HttpRequest *r, void *ctx)
         http_fail(r, rc, &d);
         return;
     }
+    size_t len;
+    const char *body = api_visible_body(r, a->store, a->reg, &s, &len);
+    if (!body) {
+        fail(r, ERR_NOT_FOUND, "%s/%s introuvable", s.type, s.id);
+        return;
+    }
     version_headers(r, &s);
-    respond_text(r, 200, s.body, s.len);
+    respond_text(r, 200, body, len);
 }
 
 /* ------------------------------------------------------------------ bundles */
@@ -372,7 +404,7 @@ static void h_history(HttpRequest *r, void *ctx)
 {
     Api *a = ctx;
     if (!type_or_respond(r, FHIR_HISTORY) || !id_or_respond(r, r->params[1]) ||
-        !accept_or_respond(r))
+        !accept_or_respond(r) || !api_type_readable_or_respond(r, r->params[0]))
         return;
     StoredResource *items;
     size_t n;
@@ -383,20 +415,33 @@ static void h_history(HttpRequest *r, void *ctx)
         http_fail(r, rc, &d);
         return;
     }
+    /* a version the reader may not see is left out (a sensitive unit was not always one) */
+    const char **bodies = arena_alloc(&r->arena, (n + 1) * sizeof *bodies);
+    size_t *lens = arena_alloc(&r->arena, (n + 1) * sizeof *lens), shown = 0;
+    for (size_t i = 0; i < n; i++) {
+        bodies[i] = api_visible_body(r, a->store, a->reg, &items[i], &lens[i]);
+        shown += bodies[i] != NULL;
+    }
+    if (n > 0 && shown == 0) {
+        fail(r, ERR_NOT_FOUND, "%s/%s introuvable", r->params[0], r->params[1]);
+        return;
+    }
     Buf b;
     buf_init(&b, 256u << 20);
     bundle_open(&b, "history");
-    buf_printf(&b, ",\"total\":%zu,\"entry\":[", n);
-    for (size_t i = 0; i < n; i++) {
+    buf_printf(&b, ",\"total\":%zu,\"entry\":[", shown);
+    for (size_t i = 0, k = 0; i < n; i++) {
         const StoredResource *s = &items[i];
+        if (!bodies[i])
+            continue;
         char ts[32];
         time_format_instant(s->last_updated, ts);
-        if (i)
+        if (k++)
             buf_add(&b, ",", 1);
         entry_full_url(&b, r, a, s);
         if (!s->deleted) {
             buf_adds(&b, ",\"resource\":");
-            buf_add(&b, s->body, s->len);
+            buf_add(&b, bodies[i], lens[i]);
         }
         const char *method = s->deleted ? "DELETE" : s->version == 1 ? "POST" : "PUT";
         buf_printf(&b, ",\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"}", method, s->type,
@@ -448,12 +493,54 @@ static void add_link(Buf *b, HttpRequest *r, Api *a, const SearchPlan *p, const 
     buf_cleanup(&url);
 }
 
+/* Can access profile `profile` be denied whole resources of `type` (so that a count of
+ * matches would tell what it may not see)? */
+static bool profile_may_hide(int profile, const char *type)
+{
+    if (profile == 1)
+        return false;
+    if (strcmp(type, "Task") == 0)
+        return profile == 0;
+    return profile != 4 &&
+           (strcmp(type, "HealthcareService") == 0 || strcmp(type, "Location") == 0 ||
+            strcmp(type, "PractitionerRole") == 0 || strcmp(type, "Practitioner") == 0);
+}
+
+static void entries_add(Buf *b, HttpRequest *r, Api *a, const SearchPlan *p,
+                        const StoredResource *items, size_t n, bool match, bool *first)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *body = api_visible_body(r, a->store, a->reg, &items[i], &len);
+        if (!body)
+            continue;
+        if (!*first)
+            buf_add(b, ",", 1);
+        *first = false;
+        entry_full_url(b, r, a, &items[i]);
+        buf_adds(b, ",\"resource\":");
+        buf_add(b, body, len);
+        if (!match) {
+            buf_adds(b, ",\"search\":{\"mode\":\"include\"}}");
+            continue;
+        }
+        buf_adds(b, ",\"search\":{\"mode\":\"match\"");
+        if (p->near && !isnan(items[i].distance)) /* FHIR R4 location-distance */
+            buf_printf(b,
+                       ",\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/"
+                       "location-distance\",\"valueDistance\":{\"value\":%.6f,\"unit\":\"km\","
+                       "\"system\":\"http://unitsofmeasure.org\",\"code\":\"km\"}}]",
+                       items[i].distance / 1000.0);
+        buf_adds(b, "}}");
+    }
+}
+
 static void search_respond(HttpRequest *r, Api *a, const SearchPlan *p, const StorePage *pg)
 {
     Buf b;
     buf_init(&b, 256u << 20);
     bundle_open(&b, "searchset");
-    if (pg->total >= 0)
+    if (pg->total >= 0 && !profile_may_hide(api_principal(r)->profile, p->type))
         buf_printf(&b, ",\"total\":%lld", (long long)pg->total);
     buf_adds(&b, ",\"link\":[");
     add_link(&b, r, a, p, "self", p->cursor, true);
@@ -461,29 +548,8 @@ static void search_respond(HttpRequest *r, Api *a, const SearchPlan *p, const St
         add_link(&b, r, a, p, "next", pg->next_cursor, false);
     buf_adds(&b, "],\"entry\":[");
     bool first = true;
-    for (size_t i = 0; i < pg->nmatches; i++, first = false) {
-        if (!first)
-            buf_add(&b, ",", 1);
-        entry_full_url(&b, r, a, &pg->matches[i]);
-        buf_adds(&b, ",\"resource\":");
-        buf_add(&b, pg->matches[i].body, pg->matches[i].len);
-        buf_adds(&b, ",\"search\":{\"mode\":\"match\"");
-        if (p->near && !isnan(pg->matches[i].distance)) /* FHIR R4 location-distance */
-            buf_printf(&b,
-                       ",\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/"
-                       "location-distance\",\"valueDistance\":{\"value\":%.6f,\"unit\":\"km\","
-                       "\"system\":\"http://unitsofmeasure.org\",\"code\":\"km\"}}]",
-                       pg->matches[i].distance / 1000.0);
-        buf_adds(&b, "}}");
-    }
-    for (size_t i = 0; i < pg->nincluded; i++, first = false) {
-        if (!first)
-            buf_add(&b, ",", 1);
-        entry_full_url(&b, r, a, &pg->included[i]);
-        buf_adds(&b, ",\"resource\":");
-        buf_add(&b, pg->included[i].body, pg->included[i].len);
-        buf_adds(&b, ",\"search\":{\"mode\":\"include\"}}");
-    }
+    entries_add(&b, r, a, p, pg->matches, pg->nmatches, true, &first);
+    entries_add(&b, r, a, p, pg->included, pg->nincluded, false, &first);
     if (p->nignored) {
         /* lenient handling: say what was ignored, as FHIR asks (search.mode = outcome) */
         if (!first)
@@ -578,7 +644,8 @@ static bool near_insee_rewrite_or_respond(HttpRequest *r, Api *a)
 static void h_search(HttpRequest *r, void *ctx)
 {
     Api *a = ctx;
-    if (!type_or_respond(r, FHIR_SEARCH) || !accept_or_respond(r))
+    if (!type_or_respond(r, FHIR_SEARCH) || !accept_or_respond(r) ||
+        !api_type_readable_or_respond(r, r->params[0]))
         return;
     if (r->method == HTTP_POST) {
         const char *ct = http_header(r, "Content-Type");
@@ -644,6 +711,9 @@ static int txn_create(StoreTxn *t, void *vctx, Diag *d)
             return 0;
         }
     }
+    int rc = api_write_check(w->req, t, w->type, AUTH_WRITE_CREATE, NULL, w->res, d);
+    if (rc != 0)
+        return rc;
     StorePut p = {.type = w->type,
                   .res = w->res,
                   .text = w->req->body,
@@ -666,6 +736,14 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
                         "conflit de version : la ressource envoyée part de la version %s, la "
                         "version actuelle est %lld (relire puis réappliquer la modification)",
                         from, (long long)cur.version);
+    json_t *before = NULL;
+    if (rc == 0 && json_parse(cur.body, cur.len, &before, d) != 0)
+        return ERR_INTERNAL;
+    int arc = api_write_check(w->req, t, w->type, before ? AUTH_WRITE_UPDATE : AUTH_WRITE_CREATE,
+                              before, w->res, d);
+    json_decref(before);
+    if (arc != 0)
+        return arc;
     StorePut p = {.type = w->type,
                   .id = w->id,
                   .res = w->res,
@@ -718,6 +796,13 @@ static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
     if (rc == 0)
         rc = resource_check(w->api, w->type, res, d);
     if (rc == 0) {
+        json_t *before = NULL;
+        rc = json_parse(cur.body, cur.len, &before, d) != 0
+                 ? ERR_INTERNAL
+                 : api_write_check(w->req, t, w->type, AUTH_WRITE_UPDATE, before, res, d);
+        json_decref(before);
+    }
+    if (rc == 0) {
         StorePut p = {.type = w->type,
                       .id = id,
                       .res = res,
@@ -733,6 +818,19 @@ static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
 static int txn_delete(StoreTxn *t, void *vctx, Diag *d)
 {
     WriteCtx *w = vctx;
+    StoredResource cur;
+    if (store_txn_read(t, &w->req->arena, w->type, w->id, &cur, NULL) == 0) {
+        json_t *before = NULL;
+        if (json_parse(cur.body, cur.len, &before, d) != 0)
+            return ERR_INTERNAL;
+        int rc = api_write_check(w->req, t, w->type, AUTH_WRITE_DELETE, before, NULL, d);
+        json_decref(before);
+        if (rc != 0)
+            return rc;
+    } else if (!api_principal(w->req)->login) {
+        /* nothing to delete: the anonymous still learn nothing but that they must sign in */
+        return api_write_check(w->req, t, w->type, AUTH_WRITE_DELETE, NULL, NULL, d);
+    }
     return store_txn_delete(t, &w->req->arena, w->type, w->id, w->if_match, author_of(w->req),
                             &w->out, d);
 }
@@ -950,6 +1048,7 @@ void api_routes(Api *a, HttpServer *s)
     ROUTE(HTTP_GET, "/{type}/{id}/_history", h_history);
     ROUTE(HTTP_GET, "/{type}/{id}/_history/{vid}", h_vread);
 #undef ROUTE
+    auth_api_routes(a->auth, s);
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
     a->feed =

@@ -6,7 +6,9 @@
 
 #include <jansson.h>
 
+#include "auth/auth.h"
 #include "http/http.h"
+#include "store/store.h"
 
 /** Answer an error: ERR_* with a French message (an OperationOutcome, through http_fail). */
 void api_fail(HttpRequest *r, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -14,5 +16,56 @@ void api_fail(HttpRequest *r, int err, const char *fmt, ...) __attribute__((form
 void api_respond_json(HttpRequest *r, json_t *v);
 /** The value of query parameter `name` (the first one), or NULL. */
 const char *api_query(HttpRequest *r, const char *name);
+
+/* ---------------------------------------------------------------- who is asking (auth_api.c) */
+
+/** The principal of the request (set by the gate; the anonymous principal when none). */
+const AuthPrincipal *api_principal(HttpRequest *r);
+/** Has answered 401 (anonymous) or 403 unless the principal holds one of the roles in `mask`
+ *  (bits 1 << AuthRole). Returns true when the request may go on. */
+bool api_role_or_respond(HttpRequest *r, unsigned mask, const char *what);
+#define API_ROLE(x) (1u << (x))
+/** Readers of the capacity views: the ARS, regulation readers (profile 4) and establishment
+ *  staff (managers, bed declarers); system clients reading with profile 1 or 4. */
+bool api_capacity_reader_or_respond(HttpRequest *r);
+/** Queue an audit entry for this request's principal and address (written in batches by a
+ *  background thread, within about a second; lost only if the process dies before). */
+void api_audit_note(HttpRequest *r, const char *action, const char *outcome, const char *type,
+                    const char *id, int64_t version, const char *detail);
+
+/* ---------------------------------------------------------------- access rules (access_api.c) */
+
+/** May the principal make this write? Resolves the owners of `before` (the current version,
+ *  NULL for a create) and `after` (NULL for a delete) inside the transaction, then asks
+ *  auth_may_write. A refusal is also noted in the audit trail. 0, ERR_UNAUTHORIZED,
+ *  ERR_FORBIDDEN (d says why). */
+int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
+                    const json_t *before, const json_t *after, Diag *d);
+/** The body the principal may see of stored resource `s` (its own text when nothing is
+ *  filtered, else a filtered copy in the request arena; *len set), or NULL when its profile may
+ *  not see it at all. Reads of sensitive units are noted in the audit trail. */
+const char *api_visible_body(HttpRequest *r, Store *store, const FhirRegistry *reg,
+                             const StoredResource *s, size_t *len);
+/** May the principal read resources of `type` at all (Subscriptions: ARS and system clients;
+ *  Tasks: signed-in users)? Has answered 401/403 otherwise. */
+bool api_type_readable_or_respond(HttpRequest *r, const char *type);
+
+/* ---------------------------------------------------------------- the gate (auth_api.c) */
+
+typedef struct AuthApi AuthApi;
+typedef struct AuthApiOptions {
+    Store *store;
+    const AuthJwks *jwks;             /* NULL: bearer JWTs are refused */
+    const char *issuer, *audience;    /* required with jwks */
+    bool cookie_secure;               /* Secure cookies even over plain HTTP (behind TLS proxy) */
+    const char *profile_codes_json;   /* Ror-Profil-Utilisateur codes -> profiles; may be NULL */
+} AuthApiOptions;
+
+AuthApi *auth_api_new(const AuthApiOptions *o, Diag *d);
+/** Install the gate and the /auth and /audit routes. */
+void auth_api_routes(AuthApi *g, HttpServer *s);
+/** Write what the audit queue holds and stop its thread (before the store stops). */
+void auth_api_stop(AuthApi *g);
+void auth_api_free(AuthApi *g);
 
 #endif

@@ -170,6 +170,8 @@ static int64_t instant_of(json_t *o, const char *key, int64_t dflt)
 
 static void h_location(HttpRequest *r, void *ctx)
 {
+    if (!api_capacity_reader_or_respond(r))
+        return;
     CapacityFeed *f = ctx;
     Store *s = f->store;
     static const char *const allowed[] = {"_at", NULL};
@@ -265,6 +267,8 @@ static void h_location(HttpRequest *r, void *ctx)
 /* GET /capacity/stale: every current indicator older than its expiry, oldest first. */
 static void h_stale(HttpRequest *r, void *ctx)
 {
+    if (!api_capacity_reader_or_respond(r))
+        return;
     CapacityFeed *f = ctx;
     static const char *const allowed[] = {NULL};
     if (!unknown_param_or_fail(r, allowed))
@@ -474,6 +478,8 @@ static bool agg_filter_or_fail(HttpRequest *r, CapacityFeed *f, AggFilter *flt)
  * and over everything, as before. */
 static void h_aggregate(HttpRequest *r, void *ctx)
 {
+    if (!api_capacity_reader_or_respond(r))
+        return;
     CapacityFeed *f = ctx;
     AggFilter flt;
     if (!agg_filter_or_fail(r, f, &flt))
@@ -499,6 +505,8 @@ static void h_aggregate(HttpRequest *r, void *ctx)
  * the sum of the fresh figures; its populations the units counted and the stale ones. */
 static void h_measure_report(HttpRequest *r, void *ctx)
 {
+    if (!api_capacity_reader_or_respond(r))
+        return;
     CapacityFeed *f = ctx;
     AggFilter flt;
     if (!agg_filter_or_fail(r, f, &flt))
@@ -607,6 +615,8 @@ static void events_respond(HttpRequest *r, Store *s, StoreCapacityQuery *q)
 
 static void h_location_events(HttpRequest *r, void *ctx)
 {
+    if (!api_capacity_reader_or_respond(r))
+        return;
     static const char *const allowed[] = {"indicator", "_since", "_until", "_count", "after", NULL};
     StoreCapacityQuery q = {
         .location_id = r->params[0], .indicator = api_query(r, "indicator"), .max = 200};
@@ -619,6 +629,8 @@ static void h_location_events(HttpRequest *r, void *ctx)
 
 static void h_events(HttpRequest *r, void *ctx)
 {
+    if (!api_capacity_reader_or_respond(r))
+        return;
     static const char *const allowed[] = {"after", "_count", NULL};
     StoreCapacityQuery q = {.max = 200};
     if (!unknown_param_or_fail(r, allowed) || !count_or_fail(r, "_count", &q.max) ||
@@ -812,6 +824,8 @@ static void cap_done(void *ctx)
 
 static void h_stream(HttpRequest *r, void *ctx)
 {
+    if (!api_capacity_reader_or_respond(r))
+        return;
     CapacityFeed *f = ctx;
     static const char *const allowed[] = {"location", "organization", "departement", "after", NULL};
     if (!unknown_param_or_fail(r, allowed))
@@ -1032,6 +1046,13 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
     if (rc == 0)
         rc = fhir_resource_check("Location", loc, d);
     if (rc == 0) {
+        json_t *before = NULL;
+        rc = json_parse(cur.body, cur.len, &before, d) != 0
+                 ? ERR_INTERNAL
+                 : api_write_check(u->req, t, "Location", AUTH_WRITE_UPDATE, before, loc, d);
+        json_decref(before);
+    }
+    if (rc == 0) {
         StorePut p = {.type = "Location",
                       .id = u->id,
                       .res = loc,
@@ -1093,7 +1114,7 @@ static void h_update(HttpRequest *r, void *ctx)
     u->body = body;
     u->id = r->params[0];
     u->if_match = if_match;
-    u->author = arena_printf(&r->arena, "anonyme@%s", r->remote);
+    u->author = api_principal(r)->author;
     http_suspend(r);
     if (store_write_async(f->store, txn_update, u, &u->diag, update_done, u) != 0) {
         diag_set(&u->diag, ERR_UNAVAILABLE, "le serveur s'arrête");
@@ -1146,6 +1167,8 @@ static json_t *crisis_json(const Crisis *c)
 /* POST /capacity/crisis {"type": "02", "territory": "national" | ["75", "94"], "comment"} */
 static void h_crisis_open(HttpRequest *r, void *ctx)
 {
+    if (!api_role_or_respond(r, API_ROLE(AUTH_ROLE_ARS_ADMIN), "ouvrir ou clore une crise"))
+        return;
     CapacityFeed *f = ctx;
     Diag d = {{0}, {0}};
     json_t *body = NULL;
@@ -1188,7 +1211,7 @@ static void h_crisis_open(HttpRequest *r, void *ctx)
     CrisisWrite w = {.c = {.type = type,
                            .territory = t.p ? t.p : "",
                            .started = time_now_ms(),
-                           .opened_by = arena_printf(&r->arena, "anonyme@%s", r->remote),
+                           .opened_by = api_principal(r)->author,
                            .comment = json_string_value(comment)}};
     if (rc == 0)
         rc = store_write(f->store, txn_crisis, &w, &d);
@@ -1211,6 +1234,8 @@ static void h_crisis_open(HttpRequest *r, void *ctx)
 
 static void h_crisis_close(HttpRequest *r, void *ctx)
 {
+    if (!api_role_or_respond(r, API_ROLE(AUTH_ROLE_ARS_ADMIN), "ouvrir ou clore une crise"))
+        return;
     CapacityFeed *f = ctx;
     char *end;
     long long id = strtoll(r->params[0], &end, 10);
@@ -1219,7 +1244,7 @@ static void h_crisis_close(HttpRequest *r, void *ctx)
         return;
     }
     CrisisWrite w = {.id = id, .close = true};
-    w.c.closed_by = arena_printf(&r->arena, "anonyme@%s", r->remote);
+    w.c.closed_by = api_principal(r)->author;
     Diag d = {{0}, {0}};
     int rc = store_write(f->store, txn_crisis, &w, &d);
     if (rc != 0) {
@@ -1231,6 +1256,8 @@ static void h_crisis_close(HttpRequest *r, void *ctx)
 
 static void h_crisis_list(HttpRequest *r, void *ctx)
 {
+    if (!api_capacity_reader_or_respond(r))
+        return;
     CapacityFeed *f = ctx;
     static const char *const allowed[] = {NULL};
     if (!unknown_param_or_fail(r, allowed))

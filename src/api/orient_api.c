@@ -413,7 +413,7 @@ static void gap_record(OrientApi *o, HttpRequest *r, json_t *query)
 {
     GapWrite *g = xcalloc(1, sizeof *g);
     g->at = time_now_ms();
-    g->author = xasprintf("anonyme@%s", r->remote); /* named users come with authentication */
+    g->author = xstrdup(api_principal(r)->author);
     g->query = json_dump_compact(query, NULL);
     if (!g->query || store_write_async(o->store, txn_gap, g, &gap_diag, gap_done, g) != 0) {
         free(g->author);
@@ -512,9 +512,19 @@ static void h_orientation(HttpRequest *r, void *ctx)
         api_fail(r, ERR_INVALID, "%s", bad);
         return;
     }
+    /* the access profile: sensitive units for profiles 1 and 4 only; real-time beds not for
+     * the public (0) nor the institutional readers (5, installed beds only) */
+    int profile = api_principal(r)->profile;
+    bool show_beds = profile != 0 && profile != 5;
+    if (beds > 0 && !show_beds) {
+        json_decref(p);
+        api_fail(r, ERR_FORBIDDEN, "%s",
+                 "beds : votre profil d'accès ne donne pas les lits disponibles");
+        return;
+    }
     q.open_now = open;
     q.beds_now = beds;
-    q.with_sensitive = sens;
+    q.with_sensitive = sens && (profile == 1 || profile == 4);
     if (!widen)
         q.min_results = 0;
 
@@ -551,6 +561,10 @@ static void h_orientation(HttpRequest *r, void *ctx)
     for (size_t k = 0; k < res.nhits; k++) {
         if (k)
             buf_add(&b, ",", 1);
+        if (!show_beds) {
+            res.hits[k].beds = -1;
+            res.hits[k].beds_at = 0;
+        }
         hit_write(o, &r->arena, &res.hits[k], k + 1, q.now_ms, &b);
     }
     buf_printf(&b, "],\"candidates\":%zu,\"took_us\":%lld}", res.scanned_units,
@@ -573,6 +587,8 @@ static void h_orientation(HttpRequest *r, void *ctx)
 
 static void h_gaps(HttpRequest *r, void *ctx)
 {
+    if (!api_role_or_respond(r, API_ROLE(AUTH_ROLE_ARS_ADMIN), "consulter les recherches sans résultat"))
+        return;
     OrientApi *o = ctx;
     int64_t since = 0, lo, hi;
     size_t max = 100;

@@ -47,6 +47,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "api/api_int.h"
 #include "capacity/capacity.h"
 #include "events/events.h"
 #include "json/json.h"
@@ -1180,6 +1181,8 @@ static void status_respond(HttpRequest *r, SubscriptionHub *h, const StatusRow *
 /* GET [base]/Subscription/{id}/$status */
 static void h_status_one(HttpRequest *r, void *ctx)
 {
+    if (!api_type_readable_or_respond(r, "Subscription"))
+        return;
     SubscriptionHub *h = ctx;
     const char *id = r->params[0];
     StoredResource s;
@@ -1203,6 +1206,8 @@ static void h_status_one(HttpRequest *r, void *ctx)
 /* GET [base]/Subscription/$status[?id=a,b&status=active,error] */
 static void h_status_all(HttpRequest *r, void *ctx)
 {
+    if (!api_type_readable_or_respond(r, "Subscription"))
+        return;
     SubscriptionHub *h = ctx;
     const char *ids[33] = {NULL}, *statuses[9] = {NULL};
     size_t nids = 0, nst = 0;

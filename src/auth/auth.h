@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/core.h"
 
 /* ---------------------------------------------------------------- passwords (password.c) */
@@ -147,5 +149,129 @@ typedef struct AuthClaims {
  *  leeway outside 0..AUTH_JWT_MAX_LEEWAY). Thread-safe, including on one shared AuthJwks. */
 int auth_jwt_verify(const AuthJwks *keys, const AuthJwtPolicy *p, const char *token,
                     AuthClaims *out, Diag *d);
+
+/* ---------------------------------------------------------------- access profiles (visibility.c)
+ * The guide's access policy ("Politique d'accès aux données ME 3.0", the mapping comments of the
+ * ROR profiles): what a reader of each access profile sees of a resource.
+ *   1  full access (ARS, ROR referents);
+ *   4  regulation (SAMU): every unit, sensitive ones included, but only public contacts;
+ *   2  health professionals: no sensitive unit, no extra beds, no "très restreint" contact;
+ *   3  médico-social professionals: as 2, and only médico-social offers in full;
+ *   5  institutional readers: as 2, capacities reduced to installed beds;
+ *   0  public: no sensitive unit, no capacity, no equipment, public contacts only,
+ *      professionals only for "Ville" offers.
+ * A resource is filtered in place; what a profile may not see is removed, never altered. */
+
+#define AUTH_PROFILES 6
+
+/** What decides a resource's visibility beyond its own content: for a HealthcareService, the
+ *  offer itself (auth_visibility_offer); for a Location, the offers delivered there (any one
+ *  sensitive makes the Location sensitive; any one médico-social or Ville counts); for a
+ *  PractitionerRole, its offer; for a Practitioner, the offers of its roles. */
+typedef struct AuthVisContext {
+    bool sensitive;     /* a sensitive unit (ror-healthcareservice-sensitive-unit = true) */
+    bool medico_social; /* champ d'activité médico-social (TRE_R227 04) */
+    bool ville;         /* champ d'activité Ville (TRE_R227 05) */
+} AuthVisContext;
+
+/** Add to *ctx what HealthcareService `hs` says of itself (sensitive flag, champ d'activité):
+ *  flags are OR-ed in, so several offers can be folded into one context. */
+void auth_visibility_offer(const json_t *hs, AuthVisContext *ctx);
+/** Filter resource `res` (any type) in place for access profile `profile` (0..5) in context
+ *  `ctx` (NULL: nothing known beyond the resource, i.e. all flags false). Returns false when the
+ *  profile may not see the resource at all (res is then left as it was). Profile 1 sees
+ *  everything unchanged; an unknown profile number is treated as 0. */
+bool auth_visibility_apply(json_t *res, int profile, const AuthVisContext *ctx);
+
+/* ---------------------------------------------------------------- principals and rights (access.c)
+ * Who is asking (an AuthPrincipal, built by the HTTP gate from a session, an API key or a bearer
+ * token, or anonymous) and what they may write. The rights are the account's grants:
+ *   ars-admin                 every write in the region;
+ *   establishment-manager:ORG the organisations under ORG (an EJ or an EG: the organisation
+ *                             itself and everything whose partOf chain reaches it), their
+ *                             offers, locations and professional roles; may create Practitioners;
+ *   bed-declarer:ORG          the capacities (beds, places) of the Locations under ORG, nothing
+ *                             else of them;
+ *   reader[:PROFILE]          reads (orientation / regulation), raises anomalies (Task);
+ *   system[:PROFILE]          a machine client that reads (and raises anomalies) with PROFILE.
+ * ORG is compared with the "owner keys" of a resource: "Organization/<id>" and every
+ * identifier value of each organisation of its chain (so a FINESS number works as well).
+ * Reads are filtered by the principal's access profile (visibility above). */
+
+typedef enum AuthRole {
+    AUTH_ROLE_ARS_ADMIN,
+    AUTH_ROLE_MANAGER,
+    AUTH_ROLE_BED_DECLARER,
+    AUTH_ROLE_READER,
+    AUTH_ROLE_SYSTEM,
+    AUTH_ROLES
+} AuthRole;
+
+typedef enum AuthScope { AUTH_SCOPE_NONE, AUTH_SCOPE_ORGANIZATION, AUTH_SCOPE_PROFILE } AuthScope;
+
+typedef struct AuthRoleInfo {
+    const char *name;    /* "ars-admin" ... */
+    AuthScope scope;     /* what the grant's qualifier is (required for ORGANIZATION) */
+    int profile;         /* the access profile the role reads with (default one for PROFILE) */
+    const char *label;   /* French, for listings */
+} AuthRoleInfo;
+
+extern const AuthRoleInfo auth_roles[AUTH_ROLES];
+
+/** The role named `name`, or -1. */
+int auth_role_find(const char *name);
+
+typedef struct AuthGrant {
+    AuthRole role;
+    const char *organization; /* AUTH_SCOPE_ORGANIZATION roles; NULL otherwise */
+    int profile;              /* the access profile this grant reads with */
+} AuthGrant;
+
+typedef struct AuthPrincipal {
+    const char *login;  /* NULL: anonymous */
+    const char *name;   /* display name ("" when none) */
+    const char *author; /* recorded with what it writes: the login, or "anonyme@<address>" */
+    const char *method; /* "session", "apikey", "jwt" or "anonymous" */
+    const AuthGrant *grants;
+    size_t ngrants;
+    bool read_only; /* a bearer token whose scope grants reading only (ror.read without ror.write) */
+    int profile;    /* the access profile of this request's reads (0..5) */
+} AuthPrincipal;
+
+/** Parse an account's roles (JSON array text [{"role": ..., "organization"|"profile": ...}])
+ *  into grants allocated in `a`. Unknown roles and malformed entries are skipped (an account
+ *  never gains a right from a bad entry). */
+void auth_grants_parse(Arena *a, const char *roles_json, AuthGrant **out, size_t *n);
+/** True when the principal holds `role` (any qualifier). */
+bool auth_has_role(const AuthPrincipal *p, AuthRole role);
+/** The access profile a principal reads with by default: anonymous 0; else the first of
+ *  1, 4, 2, 3, 5, 0 that one of its grants gives. */
+int auth_profile_default(const AuthPrincipal *p);
+/** May the principal read with `profile` (one of its grants gives it; ars-admin may use any)? */
+bool auth_profile_allowed(const AuthPrincipal *p, int profile);
+
+typedef enum AuthWrite { AUTH_WRITE_CREATE, AUTH_WRITE_UPDATE, AUTH_WRITE_DELETE } AuthWrite;
+
+/** The owner keys of one version of a resource (see above); n = 0 for a resource owned by no
+ *  organisation. */
+typedef struct AuthOwner {
+    const char *const *keys;
+    size_t n;
+} AuthOwner;
+
+typedef struct AuthWriteRequest {
+    const char *type; /* resource type */
+    AuthWrite op;
+    const AuthOwner *before; /* the current version's owners; NULL for a create */
+    const AuthOwner *after;  /* the new version's owners; NULL for a delete */
+    bool capacity_only;      /* the change touches nothing but capacity indicators */
+} AuthWriteRequest;
+
+/** May `p` make this write? 0, or ERR_UNAUTHORIZED (anonymous) / ERR_FORBIDDEN with the reason
+ *  in French in d (which organisation, which role is missing). Both the version replaced and the
+ *  version written must be the principal's: nobody moves a resource into or out of another's
+ *  scope. Tasks (anomaly reports): any signed-in principal may raise one; the owners of the
+ *  Task's focus (and the ARS) update it. */
+int auth_may_write(const AuthPrincipal *p, const AuthWriteRequest *w, Diag *d);
 
 #endif

@@ -1,9 +1,11 @@
-/* http: libmicrohttpd glue, routing, error mapping. */
+/* http: libmicrohttpd glue, routing, error mapping, security headers, TLS, rate limiting. */
 #include "http/http.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +38,24 @@ struct HttpServer {
     bool pump_running;
     pthread_cond_t pump_cond;
     unsigned wakes; /* wake-ups the pump has not looked at */
+    HttpGate gate;
+    void *gate_ctx;
+    bool tls;
+    bool trust_proxy;
+    char *tls_cert, *tls_key; /* copies handed to libmicrohttpd, kept until it stops */
+    struct RateLimiter *rate; /* NULL: no limit */
 };
 
 typedef struct Header {
     const char *name, *value;
     struct Header *next;
 } Header;
+
+/* A client as the rate limiter counts it: an IPv4 address, or an IPv6 /64 prefix (one
+ * subscriber commonly holds a whole /64). b[0] is 4 or 6, the address bytes follow. */
+typedef struct RateKey {
+    uint8_t b[16];
+} RateKey;
 
 /* Per-connection state between MHD's calls of the access handler. */
 typedef struct Conn {
@@ -51,7 +65,10 @@ typedef struct Conn {
     bool started; /* the access handler has seen this request */
     bool too_large;
     bool uri_hostile; /* too long or too many parameters: answered 414 without parsing them */
+    bool throttled;   /* over the rate limit: answered 429 when the headers came */
+    bool early;       /* that answer was queued at once: the body is not read */
     Header *headers;
+    RateKey key;
 } Conn;
 
 /* ------------------------------------------------------------------ errors */
@@ -92,11 +109,17 @@ static const char *default_message(int err)
 void http_fail(HttpRequest *r, int err, const Diag *d)
 {
     const char *msg = d && d->msg[0] ? d->msg : default_message(err);
-    /* no internal detail leaks on server errors: the log has it */
-    if (err == ERR_IO || err == ERR_INTERNAL)
+    const char *expr = d ? d->expr : NULL;
+    /* no internal detail leaks on server errors (paths, SQL, library messages): the log has it */
+    if (err == ERR_IO || err == ERR_INTERNAL) {
+        if (d && d->msg[0])
+            log_error("%s %s: %s", r->method_name ? r->method_name : "?", r->path ? r->path : "?",
+                      d->msg);
         msg = default_message(err);
+        expr = NULL;
+    }
     char *body = fhir_outcome_text(err == ERR_UNAVAILABLE ? "warning" : "error",
-                                   fhir_issue_code(err), msg, d ? d->expr : NULL);
+                                   fhir_issue_code(err), msg, expr);
     http_respond(r, http_status_of(err), "application/fhir+json; charset=utf-8", body,
                  strlen(body));
 }
@@ -203,6 +226,11 @@ static void dispatch(HttpServer *s, HttpRequest *req)
         if (route_match(r, segs, n, req) != best)
             continue;
         if (r->methods & req->method) {
+            if (s->gate && !s->gate(req, s->gate_ctx)) {
+                if (!req->suspended && !req->answered)
+                    http_fail(req, ERR_INTERNAL, NULL);
+                return;
+            }
             r->handler(req, r->ctx);
             /* a suspended request belongs to whoever resumes it: do not touch it */
             if (!req->suspended && !req->answered)
@@ -232,6 +260,288 @@ static void dispatch(HttpServer *s, HttpRequest *req)
     http_fail(req, ERR_NOT_FOUND, &d);
 }
 
+void http_set_gate(HttpServer *s, HttpGate g, void *ctx)
+{
+    s->gate = g;
+    s->gate_ctx = ctx;
+}
+
+/* ------------------------------------------------------------------ rate limiting */
+
+/*
+ * A token bucket per client key: `burst` tokens at most, refilled at `rate` per second; a
+ * request takes one. A bucket that has refilled is the same as no bucket, so forgetting the
+ * least recently used keys when the table is full only ever forgives.
+ *
+ * Keys are spread over RATE_SHARDS shards by a hash with a random seed (a client cannot aim its
+ * addresses at one chain), each shard with its own lock, slots and LRU list, so that requests
+ * from different clients seldom wait for each other. A shard's entries live in one array and
+ * link by index + 1 (0 = none).
+ * Invariants (under the shard's lock): n <= max; every entry of e[0..n) is in exactly one slot
+ * chain and in the LRU list; 0 <= tokens <= burst.
+ */
+#define RATE_SHARDS 64 /* a power of two: the hash's top bits pick the shard */
+#define RATE_SHARD_BITS 6
+#define RATE_RETRY_MAX 86400u
+
+typedef struct RateEntry {
+    RateKey key;
+    double tokens;
+    int64_t at_ns; /* when `tokens` was counted (monotonic clock) */
+    uint32_t chain;
+    uint32_t newer, older;
+} RateEntry;
+
+typedef struct RateShard {
+    pthread_mutex_t lock;
+    RateEntry *e;
+    uint32_t n, cap, max;
+    uint32_t *slots;
+    uint32_t nslots; /* a power of two */
+    uint32_t newest, oldest;
+    char pad[64]; /* neighbouring shards' locks on different cache lines */
+} RateShard;
+
+typedef struct RateLimiter {
+    double rate, burst;
+    uint64_t seed[2];
+    RateShard shards[RATE_SHARDS];
+} RateLimiter;
+
+static RateLimiter *rate_new(double rate, double burst, size_t max_keys)
+{
+    RateLimiter *rl = xcalloc(1, sizeof *rl);
+    rl->rate = rate;
+    rl->burst = burst;
+    if (getrandom(rl->seed, sizeof rl->seed, 0) != (ssize_t)sizeof rl->seed) {
+        /* no entropy yet: a fixed seed only weakens the spread against a chosen-address attack */
+        rl->seed[0] = (uint64_t)time_mono_ns() * 0x9e3779b97f4a7c15u;
+        rl->seed[1] = (uint64_t)(uintptr_t)rl ^ 0xc2b2ae3d27d4eb4fu;
+    }
+    uint32_t per = (uint32_t)((max_keys + RATE_SHARDS - 1) / RATE_SHARDS);
+    if (per < 1)
+        per = 1;
+    uint32_t nslots = 1;
+    while (nslots < per)
+        nslots <<= 1;
+    for (int i = 0; i < RATE_SHARDS; i++) {
+        RateShard *sh = &rl->shards[i];
+        pthread_mutex_init(&sh->lock, NULL);
+        sh->max = per;
+        sh->nslots = nslots;
+        sh->slots = xcalloc(nslots, sizeof *sh->slots);
+    }
+    return rl;
+}
+
+static void rate_free(RateLimiter *rl)
+{
+    if (!rl)
+        return;
+    for (int i = 0; i < RATE_SHARDS; i++) {
+        pthread_mutex_destroy(&rl->shards[i].lock);
+        free(rl->shards[i].e);
+        free(rl->shards[i].slots);
+    }
+    free(rl);
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdu;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53u;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t rate_hash(const RateLimiter *rl, const RateKey *k)
+{
+    uint64_t a, b;
+    memcpy(&a, k->b, 8);
+    memcpy(&b, k->b + 8, 8);
+    return mix64(mix64(a ^ rl->seed[0]) ^ b ^ rl->seed[1]);
+}
+
+static void lru_unlink(RateShard *sh, uint32_t i)
+{
+    RateEntry *e = &sh->e[i - 1];
+    if (e->newer)
+        sh->e[e->newer - 1].older = e->older;
+    else
+        sh->newest = e->older;
+    if (e->older)
+        sh->e[e->older - 1].newer = e->newer;
+    else
+        sh->oldest = e->newer;
+    e->newer = e->older = 0;
+}
+
+static void lru_push(RateShard *sh, uint32_t i)
+{
+    RateEntry *e = &sh->e[i - 1];
+    e->newer = 0;
+    e->older = sh->newest;
+    if (sh->newest)
+        sh->e[sh->newest - 1].newer = i;
+    else
+        sh->oldest = i;
+    sh->newest = i;
+}
+
+/* A free entry of the shard (its index + 1), out of every list: a new one while under `max`,
+ * else the least recently used, forgotten. */
+static uint32_t rate_entry_take(const RateLimiter *rl, RateShard *sh)
+{
+    if (sh->n < sh->max) {
+        if (sh->n == sh->cap) {
+            sh->cap = sh->cap ? sh->cap * 2 : 16;
+            if (sh->cap > sh->max)
+                sh->cap = sh->max;
+            sh->e = xrealloc(sh->e, sh->cap * sizeof *sh->e);
+        }
+        return ++sh->n;
+    }
+    uint32_t i = sh->oldest;
+    lru_unlink(sh, i);
+    uint32_t *link = &sh->slots[rate_hash(rl, &sh->e[i - 1].key) & (sh->nslots - 1)];
+    while (*link != i)
+        link = &sh->e[*link - 1].chain;
+    *link = sh->e[i - 1].chain;
+    return i;
+}
+
+/* Take a token from k's bucket at now_ns. True when there was one; else false with *retry_s,
+ * the whole seconds until there is one (at least 1). */
+static bool rate_take(RateLimiter *rl, const RateKey *k, int64_t now_ns, unsigned *retry_s)
+{
+    uint64_t h = rate_hash(rl, k);
+    RateShard *sh = &rl->shards[h >> (64 - RATE_SHARD_BITS)];
+    pthread_mutex_lock(&sh->lock);
+    uint32_t *slot = &sh->slots[h & (sh->nslots - 1)];
+    uint32_t i = *slot;
+    while (i && memcmp(&sh->e[i - 1].key, k, sizeof *k) != 0)
+        i = sh->e[i - 1].chain;
+    RateEntry *e;
+    if (i) {
+        e = &sh->e[i - 1];
+        if (now_ns > e->at_ns) { /* another thread may have counted with a later clock */
+            double t = e->tokens + (double)(now_ns - e->at_ns) * 1e-9 * rl->rate;
+            e->tokens = t < rl->burst ? t : rl->burst;
+            e->at_ns = now_ns;
+        }
+        lru_unlink(sh, i);
+    } else {
+        i = rate_entry_take(rl, sh);
+        e = &sh->e[i - 1];
+        e->key = *k;
+        e->tokens = rl->burst;
+        e->at_ns = now_ns;
+        e->chain = *slot;
+        *slot = i;
+    }
+    lru_push(sh, i);
+    bool ok = e->tokens >= 1.0;
+    if (ok) {
+        e->tokens -= 1.0;
+    } else {
+        double wait = (1.0 - e->tokens) / rl->rate;
+        unsigned n = wait >= RATE_RETRY_MAX ? RATE_RETRY_MAX : (unsigned)wait;
+        if ((double)n < wait && n < RATE_RETRY_MAX)
+            n++;
+        *retry_s = n ? n : 1;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ clients */
+
+static void key_set(RateKey *k, int family, const uint8_t *addr)
+{
+    memset(k, 0, sizeof *k);
+    k->b[0] = family == AF_INET ? 4 : 6;
+    memcpy(k->b + 1, addr, family == AF_INET ? 4 : 8);
+}
+
+/* Set r->remote and c->key from an address (an IPv4-mapped IPv6 address counts as IPv4). */
+static void client_set(Conn *c, int family, const uint8_t *addr)
+{
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (family == AF_INET6 && memcmp(addr, v4mapped, sizeof v4mapped) == 0) {
+        family = AF_INET;
+        addr += sizeof v4mapped;
+    }
+    char text[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(family, addr, text, sizeof text);
+    c->req.remote = arena_strdup(&c->req.arena, text);
+    key_set(&c->key, family, addr);
+}
+
+static enum MHD_Result last_forwarded(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    if (key && value && strcasecmp(key, "X-Forwarded-For") == 0)
+        *(const char **)cls = value;
+    return MHD_YES;
+}
+
+/* The last entry of an X-Forwarded-For value (the one our proxy appended), if an address. */
+static bool forwarded_parse(const char *xff, int *family, uint8_t addr[16])
+{
+    const char *p = strrchr(xff, ',');
+    p = p ? p + 1 : xff;
+    p += strspn(p, " \t");
+    size_t n = strcspn(p, " \t");
+    if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
+        p++;
+        n -= 2;
+    }
+    char text[INET6_ADDRSTRLEN];
+    if (n == 0 || n >= sizeof text)
+        return false;
+    memcpy(text, p, n);
+    text[n] = 0;
+    if (inet_pton(AF_INET, text, addr) == 1)
+        *family = AF_INET;
+    else if (inet_pton(AF_INET6, text, addr) == 1)
+        *family = AF_INET6;
+    else
+        return false;
+    return true;
+}
+
+/* Who is asking: the peer, or behind a trusted proxy the last X-Forwarded-For entry (when a
+ * client sends several such headers, the proxy's is the last one). */
+static void client_identify(const HttpServer *s, struct MHD_Connection *connection, Conn *c)
+{
+    uint8_t addr[16] = {0};
+    int family = 0;
+    if (s->trust_proxy) {
+        const char *xff = NULL;
+        MHD_get_connection_values(connection, MHD_HEADER_KIND, last_forwarded, &xff);
+        if (xff && forwarded_parse(xff, &family, addr)) {
+            client_set(c, family, addr);
+            return;
+        }
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        client_set(c, AF_INET, addr);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        client_set(c, AF_INET6, addr);
+    } else {
+        c->req.remote = "?";
+        memset(&c->key, 0, sizeof c->key);
+    }
+}
+
 /* ------------------------------------------------------------------ requests */
 
 const char *http_header(HttpRequest *r, const char *name)
@@ -249,6 +559,40 @@ void http_header_set(HttpRequest *r, const char *name, const char *value)
     c->headers = h;
 }
 
+/* Sent on every response unless the handler set a header of the same name. The policy lets
+ * the web UI to come load its own scripts and styles, and map tiles over https. */
+static const char *const default_headers[][2] = {
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Content-Security-Policy",
+     "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
+     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"},
+    {"Cross-Origin-Resource-Policy", "same-origin"},
+    {"Cache-Control", "no-store"},
+};
+#define HSTS "max-age=31536000"
+
+static bool header_is_set(const Conn *c, const char *name)
+{
+    for (const Header *h = c->headers; h; h = h->next)
+        if (strcasecmp(h->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* The handler's headers, then the defaults it did not replace. */
+static void headers_add(const Conn *c, struct MHD_Response *resp)
+{
+    for (const Header *h = c->headers; h; h = h->next)
+        MHD_add_response_header(resp, h->name, h->value);
+    for (size_t i = 0; i < sizeof default_headers / sizeof default_headers[0]; i++)
+        if (!header_is_set(c, default_headers[i][0]))
+            MHD_add_response_header(resp, default_headers[i][0], default_headers[i][1]);
+    if (c->server->tls && !header_is_set(c, "Strict-Transport-Security"))
+        MHD_add_response_header(resp, "Strict-Transport-Security", HSTS);
+}
+
 void http_respond(HttpRequest *r, int status, const char *content_type, char *body, size_t len)
 {
     Conn *c = (Conn *)r;
@@ -260,10 +604,7 @@ void http_respond(HttpRequest *r, int status, const char *content_type, char *bo
         len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    for (Header *h = c->headers; h; h = h->next)
-        MHD_add_response_header(resp, h->name, h->value);
+    headers_add(c, resp);
     r->response = resp;
     r->status = status;
     r->answered = true;
@@ -324,6 +665,35 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *connect
     return c;
 }
 
+static void respond_throttled(HttpRequest *r, unsigned retry_s)
+{
+    char v[16], msg[160];
+    snprintf(v, sizeof v, "%u", retry_s);
+    snprintf(msg, sizeof msg,
+             "trop de requêtes depuis cette adresse : réessayez dans %u s (limite de débit)",
+             retry_s);
+    http_header_set(r, "Retry-After", v);
+    char *body = fhir_outcome_text("error", "throttled", msg, NULL);
+    http_respond(r, 429, "application/fhir+json; charset=utf-8", body, strlen(body));
+}
+
+static bool has_body(struct MHD_Connection *connection)
+{
+    const char *cl =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (cl && strtoull(cl, NULL, 10) > 0) ||
+           MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *connection, HttpRequest *r)
+{
+    enum MHD_Result ret = MHD_queue_response(connection, (unsigned)r->status, r->response);
+    MHD_destroy_response(r->response);
+    r->response = NULL;
+    return ret;
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connection, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
@@ -339,15 +709,31 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
             *con_cls = c;
         }
         c->started = true;
+        client_identify(s, connection, c);
         const char *cl = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->max_body)
             c->too_large = true;
-        *con_cls = c;
+        unsigned retry = 0;
+        if (s->rate && !rate_take(s->rate, &c->key, time_mono_ns(), &retry)) {
+            c->throttled = true;
+            respond_throttled(&c->req, retry);
+            /* With a body, answer now: libmicrohttpd then skips the body and closes the
+             * connection, so a throttled client cannot make us read megabytes. */
+            if (has_body(connection)) {
+                c->early = true;
+                return queue(connection, &c->req);
+            }
+        }
+        return MHD_YES;
+    }
+    if (c->early) { /* answered already; whatever still comes is dropped */
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!c->too_large && buf_add(&c->body, upload_data, *upload_data_size) != 0)
+        if (!c->too_large && !c->throttled &&
+            buf_add(&c->body, upload_data, *upload_data_size) != 0)
             c->too_large = true;
         *upload_data_size = 0;
         return MHD_YES;
@@ -358,7 +744,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         if (!r->answered)
             http_fail(r, ERR_INTERNAL, NULL);
         r->suspended = false;
-        goto queue;
+        return queue(connection, r);
     }
     r->dispatched = true;
     r->conn = connection;
@@ -367,22 +753,15 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
     r->path = arena_strdup(&r->arena, url);
     r->body = c->body.p ? c->body.p : "";
     r->body_len = c->body.len;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char addr[64] = "?";
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
-                      sizeof addr);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
-                      sizeof addr);
-    }
-    r->remote = arena_strdup(&r->arena, addr);
+    if (c->throttled) /* answered when the headers came */
+        return queue(connection, r);
     const char *host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Host");
     bool host_ok = host && *host && strlen(host) < 256 && !strpbrk(host, "\"<>\\ /@");
-    r->base_url = arena_printf(&r->arena, "http://%s",
+    const char *proto = s->trust_proxy ? MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                                     "X-Forwarded-Proto")
+                                       : NULL;
+    bool https = s->tls || (proto && strcasecmp(proto, "https") == 0);
+    r->base_url = arena_printf(&r->arena, "%s://%s", https ? "https" : "http",
                                host_ok ? host : arena_printf(&r->arena, "localhost:%d", s->port));
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_query, r);
 
@@ -405,11 +784,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         if (r->suspended)
             return MHD_YES; /* answered later, from another thread, then resumed */
     }
-queue:;
-    enum MHD_Result ret = MHD_queue_response(connection, (unsigned)r->status, r->response);
-    MHD_destroy_response(r->response);
-    r->response = NULL;
-    return ret;
+    return queue(connection, r);
 }
 
 void http_suspend(HttpRequest *r)
@@ -554,11 +929,8 @@ HttpStream *http_stream_respond(HttpRequest *r, const char *content_type, HttpSt
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
     MHD_add_response_header(resp, "Content-Type", content_type);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
-    for (Header *h = c->headers; h; h = h->next)
-        MHD_add_response_header(resp, h->name, h->value);
+    headers_add(c, resp);
     pthread_mutex_lock(&s->streams_lock);
     st->next = s->streams;
     if (s->streams)
@@ -652,28 +1024,83 @@ static void streams_close(HttpServer *s)
     }
 }
 
+/* TLS 1.2 and 1.3 only; AEAD ciphers only; ephemeral (EC)DH key exchange only (forward
+ * secrecy), in the server's order of preference. */
+#define TLS_PRIORITIES                                                                             \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"            \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+
+static int tls_check(const HttpOptions *o, Diag *d)
+{
+    if (!o->tls_cert_pem != !o->tls_key_pem)
+        return diag_set(d, ERR_INVALID, "TLS : il faut à la fois le certificat et la clé privée");
+    if (!o->tls_cert_pem)
+        return 0;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return diag_set(d, ERR_IO,
+                        "TLS indisponible : cette libmicrohttpd est construite sans GnuTLS "
+                        "(servir derrière un mandataire inverse, voir docs/deploy-tls.md)");
+    if (!strstr(o->tls_cert_pem, "-----BEGIN CERTIFICATE-----"))
+        return diag_set(d, ERR_INVALID, "TLS : le certificat n'est pas un certificat PEM");
+    if (!strstr(o->tls_key_pem, "PRIVATE KEY-----"))
+        return diag_set(d, ERR_INVALID, "TLS : la clé n'est pas une clé privée PEM");
+    if (strstr(o->tls_key_pem, "ENCRYPTED"))
+        return diag_set(d, ERR_INVALID, "TLS : la clé privée est chiffrée (non pris en charge)");
+    return 0;
+}
+
 int http_start(HttpServer *s, const HttpOptions *o, Diag *d)
 {
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)o->port);
-    if (inet_pton(AF_INET, o->bind ? o->bind : "127.0.0.1", &sa.sin_addr) != 1)
-        return diag_set(d, ERR_INVALID, "adresse d'écoute invalide : %s", o->bind);
+    const char *bind = o->bind ? o->bind : "127.0.0.1";
+    if (inet_pton(AF_INET, bind, &sa.sin_addr) != 1)
+        return diag_set(d, ERR_INVALID, "adresse d'écoute invalide : %s", bind);
+    int rc = tls_check(o, d);
+    if (rc != 0)
+        return rc;
     s->max_body = o->max_body;
+    s->trust_proxy = o->trust_proxy;
+    s->tls = o->tls_cert_pem != NULL;
+    /* NaN and absurd rates count as no limit rather than as a stuck bucket */
+    if (o->rate_per_s > 0 && o->rate_per_s < 1e9) {
+        double burst =
+            o->rate_burst >= 1 && o->rate_burst < 1e9 ? o->rate_burst : 2 * o->rate_per_s;
+        s->rate = rate_new(o->rate_per_s, burst < 1 ? 1 : burst, HTTP_RATE_ADDRESSES);
+    }
     unsigned threads = o->threads > 0 ? (unsigned)o->threads : 4;
-    s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-            MHD_ALLOW_SUSPEND_RESUME,
-        (uint16_t)o->port, NULL, NULL, access_handler, s, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, s->conn_limit,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_seen, s, MHD_OPTION_END);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
+    struct MHD_OptionItem opts[16];
+    size_t n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                        o->timeout_s ? o->timeout_s : 60u, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, s->conn_limit, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_seen, s};
+    if (s->tls) {
+        flags |= MHD_USE_TLS;
+        s->tls_cert = xstrdup(o->tls_cert_pem);
+        s->tls_key = xstrdup(o->tls_key_pem);
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    s->daemon = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, access_handler, s,
+                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->daemon)
-        return diag_set(d, ERR_IO, "impossible d'écouter sur %s:%d",
-                        o->bind ? o->bind : "127.0.0.1", o->port);
+        return diag_set(d, ERR_IO,
+                        s->tls ? "impossible de servir en TLS sur %s:%d (adresse occupée, ou "
+                                 "certificat et clé refusés ou sans rapport : voir le journal)"
+                               : "impossible d'écouter sur %s:%d",
+                        bind, o->port);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : o->port;
     s->pump_running = pthread_create(&s->pump, NULL, pump_main, s) == 0;
@@ -699,6 +1126,9 @@ void http_stop(HttpServer *s)
         MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->streams_lock);
     pthread_cond_destroy(&s->pump_cond);
+    rate_free(s->rate);
+    free(s->tls_cert);
+    free(s->tls_key);
     for (size_t i = 0; i < s->nroutes; i++) {
         for (size_t k = 0; k < s->routes[i].nsegs; k++)
             free(s->routes[i].segs[k]);

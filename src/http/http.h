@@ -7,8 +7,20 @@
  * (arena, body, query) dies when the response has been sent. A handler must answer exactly
  * once (http_respond* or http_fail) before returning.
  *
- * Threading: http_route must be called before http_start; the rest is thread-safe.
- * Only this module includes microhttpd.h.
+ * Hardening done here for every route, so that handlers need not think of it:
+ *  - every response (handlers', errors, 404/405/413/414/429, event streams) carries the security
+ *    headers (nosniff, DENY framing, no referrer, a same-origin Content-Security-Policy,
+ *    same-origin resource policy, HSTS when serving TLS) and Cache-Control: no-store; a header
+ *    of the same name set by the handler (http_header_set) replaces the default;
+ *  - server errors (ERR_IO, ERR_INTERNAL) answer a generic French message, the detail goes to
+ *    the log only;
+ *  - optional TLS (1.2 and 1.3, AEAD ciphers, forward secrecy only) in libmicrohttpd itself;
+ *  - optional rate limiting per client address (token bucket; IPv6 clients by /64), checked
+ *    when the headers have arrived, so a throttled request's body is not read;
+ *  - an optional gate (authentication) run before every routed handler.
+ *
+ * Threading: http_route and http_set_gate must be called before http_start; the rest is
+ * thread-safe. Only this module includes microhttpd.h.
  */
 #ifndef ROR_HTTP_H
 #define ROR_HTTP_H
@@ -41,6 +53,7 @@ enum {
 
 typedef struct HttpRequest HttpRequest;
 typedef void (*HttpHandler)(HttpRequest *req, void *ctx);
+typedef bool (*HttpGate)(HttpRequest *r, void *ctx);
 
 /** What a handler sees. */
 struct HttpRequest {
@@ -55,8 +68,10 @@ struct HttpRequest {
     size_t query_bytes;  /* decoded size of the query */
     const char *body;    /* NUL-terminated; "" when none */
     size_t body_len;
-    const char *remote;   /* client address */
-    const char *base_url; /* "http://host:port" as the client addressed us */
+    const char *remote;    /* client address: the peer's, or with trust_proxy the last entry of
+                              X-Forwarded-For when it is an address */
+    const char *base_url;  /* "http(s)://host:port" as the client addressed us */
+    const void *principal; /* who is asking, set by the gate; NULL before */
     /* private */
     void *conn;
     void *response;
@@ -74,7 +89,24 @@ typedef struct HttpOptions {
     int threads;        /* worker threads */
     size_t max_body;    /* bytes; larger bodies get 413 */
     unsigned timeout_s; /* idle connection timeout */
+    /* TLS: both set, or neither (plain HTTP). PEM text (not file names), read by the caller;
+     * copied by http_start. TLS 1.2 and 1.3 only, AEAD ciphers with (EC)DHE key exchange;
+     * responses then carry Strict-Transport-Security and base_url starts with https://. */
+    const char *tls_cert_pem; /* the certificate, then its chain */
+    const char *tls_key_pem;  /* its private key, unencrypted */
+    /* Rate limit per client address (IPv6: per /64): a token bucket of rate_burst requests,
+     * refilled at rate_per_s per second. Over it: 429 + Retry-After, the body left unread.
+     * rate_per_s <= 0: no limit. rate_burst < 1: twice rate_per_s (at least 1). At most
+     * HTTP_RATE_ADDRESSES addresses are remembered (about 5 MB), the least recent forgotten. */
+    double rate_per_s;
+    double rate_burst;
+    /* Behind a reverse proxy: the client address is the LAST entry of X-Forwarded-For (the one
+     * the proxy appended), and X-Forwarded-Proto: https makes base_url https://. Otherwise both
+     * headers are ignored (a client could forge them). */
+    bool trust_proxy;
 } HttpOptions;
+
+#define HTTP_RATE_ADDRESSES 100000
 
 HttpServer *http_server_new(void);
 /** How many connections the server takes at once (set when it is created: the open-files soft
@@ -83,7 +115,13 @@ unsigned http_connection_limit(const HttpServer *s);
 /** Add a route. `pattern` segments are literals or "{name}" placeholders. `methods` is an
  *  HTTP_* mask. A path that matches some route but not the method gets 405 + Allow. */
 void http_route(HttpServer *s, int methods, const char *pattern, HttpHandler h, void *ctx);
-/** Start listening. ERR_IO with detail. */
+/** Called on every routed request before its handler (after the body is read and the route
+ *  matched); returns true to go on, or has answered the request (http_fail/http_respond) and
+ *  returns false. Set before http_start. */
+void http_set_gate(HttpServer *s, HttpGate g, void *ctx);
+/** Start listening. ERR_INVALID for bad options (address, TLS half set or not PEM), ERR_IO with
+ *  detail when the socket, the TLS set-up (key not matching the certificate...) or the library
+ *  (built without TLS) fails. */
 int http_start(HttpServer *s, const HttpOptions *o, Diag *d);
 /** The port actually bound (useful with port 0). */
 int http_port(const HttpServer *s);

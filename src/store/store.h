@@ -307,6 +307,71 @@ int store_txn_apikey_add(StoreTxn *t, int64_t account, const char *hash, const c
 /** Every account, by login (*out in a; nkeys filled). */
 int store_accounts(Store *s, Arena *a, StoreAccount **out, size_t *n, Diag *d);
 
+/** The (enabled or not) account holding the API key whose hash is `hash`, if the key is not
+ *  revoked. ERR_NOT_FOUND. */
+int store_apikey_account(Store *s, Arena *a, const char *hash, StoreAccount *out, Diag *d);
+
+/** A web session: the hash of its token (the token itself is only in the user's cookie). */
+int store_txn_session_add(StoreTxn *t, const char *hash, int64_t account, const char *csrf,
+                          int64_t expires, const char *address, Diag *d);
+/** The account of a session unexpired at `now` (epoch ms), its CSRF token (in a) and expiry.
+ *  ERR_NOT_FOUND. */
+int store_session_get(Store *s, Arena *a, const char *hash, int64_t now, StoreAccount *out,
+                      const char **csrf, int64_t *expires, Diag *d);
+/** End a session (none: no error); also removes the sessions expired before `now`. */
+int store_txn_session_delete(StoreTxn *t, const char *hash, int64_t now, Diag *d);
+/** End every session of an account (password changed, disabled). */
+int store_txn_sessions_end(StoreTxn *t, int64_t account, Diag *d);
+
+/** One entry of the audit trail. The store writes one for every version (create, update,
+ *  delete; outcome "success"); the server adds sign-ins, refusals and reads of sensitive data. */
+typedef struct StoreAudit {
+    int64_t id;
+    int64_t at; /* epoch ms */
+    const char *actor, *action, *outcome;
+    const char *type, *rid; /* the resource concerned, or NULL */
+    int64_t version;        /* 0: none */
+    const char *address, *detail;
+} StoreAudit;
+
+int store_txn_audit_add(StoreTxn *t, const StoreAudit *e, Diag *d);
+
+typedef struct StoreAuditQuery {
+    const char *actor;         /* NULL: any (case-insensitive) */
+    const char *action;        /* NULL: any */
+    const char *outcome;       /* NULL: any */
+    const char *type, *rid;    /* NULL: any */
+    int64_t since, until;      /* epoch ms; until 0: no bound */
+    int64_t before_id;         /* paging: entries with id < before_id (0: from the newest) */
+    size_t max;
+} StoreAuditQuery;
+
+/** Audit entries matching q, newest first (*out in a). */
+int store_audit(Store *s, Arena *a, const StoreAuditQuery *q, StoreAudit **out, size_t *n,
+                Diag *d);
+
+/** A change awaiting the ARS's validation (the whole new version, or a deletion). */
+typedef struct StorePending {
+    int64_t id;
+    int64_t at;
+    const char *author, *type, *rid;
+    int64_t base_version; /* the version it was made from (0: a creation) */
+    const char *body;     /* the resource JSON text; "" for a deletion */
+    const char *status;   /* pending, approved, rejected */
+    int64_t decided_at;
+    const char *decided_by, *reason;
+} StorePending;
+
+int store_txn_pending_add(StoreTxn *t, const StorePending *p, int64_t *id, Diag *d);
+int store_txn_pending_get(StoreTxn *t, Arena *a, int64_t id, StorePending *out, Diag *d);
+/** Set the decision of a pending change (status approved or rejected). ERR_CONFLICT when it
+ *  was decided already. */
+int store_txn_pending_decide(StoreTxn *t, int64_t id, const char *status, const char *by,
+                             const char *reason, Diag *d);
+/** Changes of `status` (NULL: all), newest first, at most max. */
+int store_pendings(Store *s, Arena *a, const char *status, size_t max, StorePending **out,
+                   size_t *n, Diag *d);
+
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {
     const char *type;

@@ -130,6 +130,30 @@ static const char *const migrations[] = {
     "CREATE TABLE account_event(id INTEGER PRIMARY KEY, account INTEGER NOT NULL REFERENCES"
     "  account(id), at INTEGER NOT NULL, author TEXT NOT NULL, action TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '');",
+    /* 11: web sessions (token hashes only), the audit trail (every version written, sign-ins,
+     * refusals, reads of sensitive data) and the changes awaiting the ARS's validation */
+    "CREATE TABLE session(hash TEXT PRIMARY KEY, account INTEGER NOT NULL REFERENCES"
+    "  account(id), csrf TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    "  address TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX session_expires ON session(expires);"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL, outcome TEXT NOT NULL, type TEXT, rid TEXT, version INTEGER,"
+    "  address TEXT, detail TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX audit_at ON audit(at);"
+    "CREATE INDEX audit_actor ON audit(actor COLLATE NOCASE, at);"
+    "CREATE INDEX audit_target ON audit(type, rid, at);"
+    "INSERT INTO audit(at, actor, action, outcome, type, rid, version)"
+    "  SELECT h.last_updated, h.author, CASE WHEN h.deleted THEN 'delete' WHEN h.version = 1"
+    "  THEN 'create' ELSE 'update' END, 'success', r.type, r.id, h.version"
+    "  FROM resource_history h JOIN resource r ON r.pk = h.res;"
+    "INSERT INTO audit(at, actor, action, outcome, type, rid, version)"
+    "  SELECT last_updated, author, CASE WHEN deleted THEN 'delete' WHEN version = 1"
+    "  THEN 'create' ELSE 'update' END, 'success', type, id, version FROM resource;"
+    "CREATE TABLE pending_change(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, author TEXT NOT"
+    "  NULL, type TEXT NOT NULL, rid TEXT NOT NULL, base_version INTEGER NOT NULL,"
+    "  body TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', decided_at INTEGER,"
+    "  decided_by TEXT, reason TEXT);"
+    "CREATE INDEX pending_change_status ON pending_change(status, id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -1285,6 +1309,26 @@ static int check_version(const char *type, const char *id, const Current *cur, b
     return 0;
 }
 
+/* Every version written is in the audit trail, in its own transaction. */
+static int audit_version(Conn *c, const StoredResource *r, const char *action, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "INSERT INTO audit(at, actor, action, outcome, type, rid, version)"
+                                 " VALUES(?1, ?2, ?3, 'success', ?4, ?5, ?6)",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, r->last_updated);
+    sqlite3_bind_text(st, 2, r->author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, r->version);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(c->db, d, "audit");
+}
+
 int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out, Diag *d)
 {
     Conn *c = t->conn;
@@ -1383,6 +1427,8 @@ int store_txn_put(StoreTxn *t, Arena *a, const StorePut *p, StoredResource *out,
         rc = t->store->version_hook(t->store->version_ctx, t, old.body ? &old : NULL, &r, d);
         r.doc = NULL;
     }
+    if (rc == 0)
+        rc = audit_version(c, &r, exists ? "update" : "create", d);
     if (rc != 0)
         return rc;
     txn_change(t, &r);
@@ -1422,6 +1468,8 @@ int store_txn_delete(StoreTxn *t, Arena *a, const char *type, const char *id, in
         return rc;
     r.pk = pk;
     if (hooked && (rc = t->store->version_hook(t->store->version_ctx, t, &old, &r, d)) != 0)
+        return rc;
+    if ((rc = audit_version(c, &r, "delete", d)) != 0)
         return rc;
     txn_change(t, &r);
     *out = r;
@@ -2045,6 +2093,305 @@ int store_accounts(Store *s, Arena *a, StoreAccount **out, size_t *n, Diag *d)
         }
         if (step != SQLITE_DONE)
             rc = db_err(c->db, d, "accounts");
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+int store_apikey_account(Store *s, Arena *a, const char *hash, StoreAccount *out, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = 0;
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "SELECT " ACCOUNT_COLS " FROM account WHERE id = (SELECT account "
+                                 "FROM api_key WHERE hash = ?1 AND revoked IS NULL)",
+                                 d);
+    if (!st) {
+        rc = ERR_IO;
+    } else {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            account_fill(a, st, out);
+        else if (step == SQLITE_DONE)
+            rc = diag_set(d, ERR_NOT_FOUND, "clé d'API inconnue ou révoquée");
+        else
+            rc = db_err(c->db, d, "api key");
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ sessions */
+
+int store_txn_session_add(StoreTxn *t, const char *hash, int64_t account, const char *csrf,
+                          int64_t expires, const char *address, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(t->conn,
+                                 "INSERT INTO session(hash, account, csrf, created, expires, "
+                                 "address) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, account);
+    sqlite3_bind_text(st, 3, csrf, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, time_now_ms());
+    sqlite3_bind_int64(st, 5, expires);
+    sqlite3_bind_text(st, 6, address ? address : "", -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(t->conn->db, d, "session");
+}
+
+int store_session_get(Store *s, Arena *a, const char *hash, int64_t now, StoreAccount *out,
+                      const char **csrf, int64_t *expires, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = 0;
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "SELECT a.id, a.login, a.name, a.password, a.roles, a.disabled, "
+                                 "a.created, a.updated, a.updated_by, s.csrf, s.expires FROM "
+                                 "session s JOIN account a ON a.id = s.account WHERE s.hash = ?1 "
+                                 "AND s.expires > ?2",
+                                 d);
+    if (!st) {
+        rc = ERR_IO;
+    } else {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            account_fill(a, st, out);
+            *csrf = col_text(a, st, 9);
+            *expires = sqlite3_column_int64(st, 10);
+        } else if (step == SQLITE_DONE) {
+            rc = diag_set(d, ERR_NOT_FOUND, "session inconnue ou expirée");
+        } else {
+            rc = db_err(c->db, d, "session");
+        }
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+static int exec_bound(Conn *c, const char *sql, const char *text, int64_t num, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(c, sql, d);
+    if (!st)
+        return ERR_IO;
+    if (text)
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(st, 1, num);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(c->db, d, "session");
+}
+
+int store_txn_session_delete(StoreTxn *t, const char *hash, int64_t now, Diag *d)
+{
+    int rc = exec_bound(t->conn, "DELETE FROM session WHERE hash = ?1", hash, 0, d);
+    return rc ? rc : exec_bound(t->conn, "DELETE FROM session WHERE expires <= ?1", NULL, now, d);
+}
+
+int store_txn_sessions_end(StoreTxn *t, int64_t account, Diag *d)
+{
+    return exec_bound(t->conn, "DELETE FROM session WHERE account = ?1", NULL, account, d);
+}
+
+/* ------------------------------------------------------------------ audit */
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+int store_txn_audit_add(StoreTxn *t, const StoreAudit *e, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(t->conn,
+                                 "INSERT INTO audit(at, actor, action, outcome, type, rid, version,"
+                                 " address, detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, e->at);
+    sqlite3_bind_text(st, 2, e->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e->outcome ? e->outcome : "success", -1, SQLITE_STATIC);
+    bind_text_or_null(st, 5, e->type);
+    bind_text_or_null(st, 6, e->rid);
+    if (e->version > 0)
+        sqlite3_bind_int64(st, 7, e->version);
+    else
+        sqlite3_bind_null(st, 7);
+    bind_text_or_null(st, 8, e->address);
+    sqlite3_bind_text(st, 9, e->detail ? e->detail : "", -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : db_err(t->conn->db, d, "audit");
+}
+
+int store_audit(Store *s, Arena *a, const StoreAuditQuery *q, StoreAudit **out, size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = 0;
+    size_t max = q->max ? q->max : 1;
+    *n = 0;
+    *out = arena_alloc(a, max * sizeof **out);
+    /* one statement for every filter combination: a NULL parameter matches anything */
+    sqlite3_stmt *st = conn_stmt(
+        c,
+        "SELECT id, at, actor, action, outcome, type, rid, version, address, detail FROM audit "
+        "WHERE (?1 IS NULL OR actor = ?1 COLLATE NOCASE) AND (?2 IS NULL OR action = ?2) AND "
+        "(?3 IS NULL OR outcome = ?3) AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR rid = ?5) "
+        "AND at >= ?6 AND (?7 = 0 OR at < ?7) AND (?8 = 0 OR id < ?8) ORDER BY id DESC LIMIT ?9",
+        d);
+    if (!st) {
+        rc = ERR_IO;
+    } else {
+        bind_text_or_null(st, 1, q->actor);
+        bind_text_or_null(st, 2, q->action);
+        bind_text_or_null(st, 3, q->outcome);
+        bind_text_or_null(st, 4, q->type);
+        bind_text_or_null(st, 5, q->rid);
+        sqlite3_bind_int64(st, 6, q->since);
+        sqlite3_bind_int64(st, 7, q->until);
+        sqlite3_bind_int64(st, 8, q->before_id);
+        sqlite3_bind_int64(st, 9, (int64_t)max);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            StoreAudit *e = &(*out)[(*n)++];
+            e->id = sqlite3_column_int64(st, 0);
+            e->at = sqlite3_column_int64(st, 1);
+            e->actor = col_text(a, st, 2);
+            e->action = col_text(a, st, 3);
+            e->outcome = col_text(a, st, 4);
+            e->type = sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : col_text(a, st, 5);
+            e->rid = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL : col_text(a, st, 6);
+            e->version = sqlite3_column_int64(st, 7);
+            e->address = sqlite3_column_type(st, 8) == SQLITE_NULL ? NULL : col_text(a, st, 8);
+            e->detail = col_text(a, st, 9);
+        }
+        if (step != SQLITE_DONE)
+            rc = db_err(c->db, d, "audit");
+        sqlite3_reset(st);
+    }
+    reader_release(s, c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ validation */
+
+#define PENDING_COLS                                                                               \
+    "id, at, author, type, rid, base_version, body, status, decided_at, decided_by, reason"
+
+static void pending_fill(Arena *a, sqlite3_stmt *st, StorePending *p)
+{
+    p->id = sqlite3_column_int64(st, 0);
+    p->at = sqlite3_column_int64(st, 1);
+    p->author = col_text(a, st, 2);
+    p->type = col_text(a, st, 3);
+    p->rid = col_text(a, st, 4);
+    p->base_version = sqlite3_column_int64(st, 5);
+    p->body = col_text(a, st, 6);
+    p->status = col_text(a, st, 7);
+    p->decided_at = sqlite3_column_int64(st, 8);
+    p->decided_by = sqlite3_column_type(st, 9) == SQLITE_NULL ? NULL : col_text(a, st, 9);
+    p->reason = sqlite3_column_type(st, 10) == SQLITE_NULL ? NULL : col_text(a, st, 10);
+}
+
+int store_txn_pending_add(StoreTxn *t, const StorePending *p, int64_t *id, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(t->conn,
+                                 "INSERT INTO pending_change(at, author, type, rid, base_version,"
+                                 " body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, p->at);
+    sqlite3_bind_text(st, 2, p->author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, p->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, p->rid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, p->base_version);
+    sqlite3_bind_text(st, 6, p->body ? p->body : "", -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return db_err(t->conn->db, d, "pending change");
+    *id = sqlite3_last_insert_rowid(t->conn->db);
+    return 0;
+}
+
+int store_txn_pending_get(StoreTxn *t, Arena *a, int64_t id, StorePending *out, Diag *d)
+{
+    sqlite3_stmt *st =
+        conn_stmt(t->conn, "SELECT " PENDING_COLS " FROM pending_change WHERE id = ?1", d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, id);
+    int step = sqlite3_step(st), rc = 0;
+    if (step == SQLITE_ROW)
+        pending_fill(a, st, out);
+    else if (step == SQLITE_DONE)
+        rc = diag_set(d, ERR_NOT_FOUND, "modification en attente %lld inconnue", (long long)id);
+    else
+        rc = db_err(t->conn->db, d, "pending change");
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_txn_pending_decide(StoreTxn *t, int64_t id, const char *status, const char *by,
+                             const char *reason, Diag *d)
+{
+    sqlite3_stmt *st = conn_stmt(t->conn,
+                                 "UPDATE pending_change SET status = ?2, decided_at = ?3, "
+                                 "decided_by = ?4, reason = ?5 WHERE id = ?1 AND status = "
+                                 "'pending'",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, time_now_ms());
+    sqlite3_bind_text(st, 4, by, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 5, reason);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return db_err(t->conn->db, d, "pending change");
+    if (sqlite3_changes(t->conn->db) == 0)
+        return diag_set(d, ERR_CONFLICT, "modification %lld déjà traitée", (long long)id);
+    return 0;
+}
+
+int store_pendings(Store *s, Arena *a, const char *status, size_t max, StorePending **out,
+                   size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = 0;
+    *n = 0;
+    *out = arena_alloc(a, (max ? max : 1) * sizeof **out);
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "SELECT " PENDING_COLS " FROM pending_change WHERE ?1 IS NULL OR"
+                                 " status = ?1 ORDER BY id DESC LIMIT ?2",
+                                 d);
+    if (!st) {
+        rc = ERR_IO;
+    } else {
+        bind_text_or_null(st, 1, status);
+        sqlite3_bind_int64(st, 2, (int64_t)max);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW)
+            pending_fill(a, st, &(*out)[(*n)++]);
+        if (step != SQLITE_DONE)
+            rc = db_err(c->db, d, "pending changes");
         sqlite3_reset(st);
     }
     reader_release(s, c);

@@ -2,7 +2,7 @@
 // delivers every change since, none twice; filters by location and département.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, client, raw, fhirPatch, op, patchParams, SC_URL } from './lib/ror.mjs';
+import { startServer, client, raw, fhirPatch, op, patchParams, SC_URL, adminHeaders } from './lib/ror.mjs';
 
 let srv, fkc, origin;
 before(async () => { srv = await startServer({ seed: true }); fkc = client(srv.base); origin = new URL(srv.base).origin; });
@@ -15,7 +15,7 @@ const setAvailable = (id, n) => fhirPatch(fkc, `Location/${id}`, patchParams(op(
 async function open(query = '', lastEventId) {
   const ctrl = new AbortController();
   const headers = lastEventId === undefined ? {} : { 'Last-Event-ID': String(lastEventId) };
-  const res = await fetch(`${origin}/capacity/stream${query}`, { headers, signal: ctrl.signal });
+  const res = await fetch(`${origin}/capacity/stream${query}`, { headers: { ...adminHeaders(origin), ...headers }, signal: ctrl.signal });
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type'), /^text\/event-stream/);
   const reader = res.body.getReader();
@@ -126,14 +126,14 @@ test('filters: one location, one département', { timeout: 30000 }, async () => 
 test('bad stream requests get an OperationOutcome', { timeout: 30000 }, async () => {
   const r = await raw(srv.base, `${origin}/capacity/stream?region=11`);
   assert.equal(r.status, 400);
-  const r2 = await fetch(`${origin}/capacity/stream`, { headers: { 'Last-Event-ID': 'abc' } });
+  const r2 = await fetch(`${origin}/capacity/stream`, { headers: { ...adminHeaders(origin), 'Last-Event-ID': 'abc' } });
   assert.equal(r2.status, 400);
   assert.equal((await r2.json()).resourceType, 'OperationOutcome');
 });
 
 test('the server stops cleanly with streams open', { timeout: 30000 }, async () => {
   const own = await startServer({ seed: true });
-  const res = await fetch(`${new URL(own.base).origin}/capacity/stream`);
+  const res = await fetch(`${new URL(own.base).origin}/capacity/stream`, { headers: adminHeaders(own.base) });
   assert.equal(res.status, 200);
   const reader = res.body.getReader();
   await reader.read(); // the greeting: the stream is established
@@ -149,13 +149,13 @@ test('streams are capped (--max-streams): one more gets 503 with Retry-After, ot
     const streams = [];
     for (let i = 0; i < 2; i++) {
       const ctrl = new AbortController();
-      const res = await fetch(`${o}/capacity/stream`, { signal: ctrl.signal });
+      const res = await fetch(`${o}/capacity/stream`, { headers: adminHeaders(o), signal: ctrl.signal });
       assert.equal(res.status, 200);
       const reader = res.body.getReader();
       await reader.read(); // established
       streams.push({ ctrl, reader });
     }
-    const third = await fetch(`${o}/capacity/stream`);
+    const third = await fetch(`${o}/capacity/stream`, { headers: adminHeaders(o) });
     assert.equal(third.status, 503);
     assert.equal(third.headers.get('retry-after'), '5');
     const oo = await third.json();
@@ -169,7 +169,7 @@ test('streams are capped (--max-streams): one more gets 503 with Retry-After, ot
     let again;
     for (let n = 1, deadline = Date.now() + 20000; Date.now() < deadline; n++) {
       await fhirPatch(ownFkc, 'Location/loc-pitie-rea', patchParams(op('replace', nbPath('02'), { value: { valueInteger: n } })));
-      again = await fetch(`${o}/capacity/stream`);
+      again = await fetch(`${o}/capacity/stream`, { headers: adminHeaders(o) });
       if (again.status === 200) break;
       await again.body?.cancel();
       await new Promise((r) => setTimeout(r, 50));

@@ -1,6 +1,6 @@
 // Shared helpers for the black-box suite: start/stop a real `ror serve`, FHIR client, raw HTTP,
 // demo data, store snapshots. No knowledge of the server's internals is used here.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -18,7 +18,34 @@ export const ROR_SD = 'https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefin
 export const SC_URL = `${ROR_SD}ror-location-supported-capacity`;
 export const TYPES = ['Organization', 'HealthcareService', 'Location', 'Practitioner', 'PractitionerRole', 'Task'];
 
-const READY = /^ror: listening on (http:\/\/127\.0\.0\.1:(\d+)\/fhir)$/m;
+const READY = /^ror: listening on (https?:\/\/127\.0\.0\.1:(\d+)\/fhir)$/m;
+
+// Every server the suite starts has an ARS administrator with an API key, which client() and
+// raw() send unless told otherwise: tests of access control ask for other principals.
+export const ADMIN_LOGIN = 'admin-tests';
+const keysByOrigin = new Map();
+
+/** `ror user ...` on a data dir no server holds; returns stdout (throws on a non-zero exit). */
+export function rorUser(dataDir, args, { input } = {}) {
+  return execFileSync(ROR_BIN, ['user', ...args, '--data', dataDir, '--author', 'tests'],
+    { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** An account (created if missing, with these roles) and a new API key for it. */
+export function accountKey(dataDir, login, roles = []) {
+  try {
+    rorUser(dataDir, ['add', login, ...roles.flatMap((r) => ['--role', r]), '--password-stdin'], { input: 'mot-de-passe-de-test\n' });
+  } catch (e) {
+    if (!/existe déjà/.test(String(e.stderr))) throw e;
+  }
+  return rorUser(dataDir, ['key', login]).trim().split('\n').pop();
+}
+
+/** The Authorization headers of the suite's administrator for the server at `base`. */
+export function adminHeaders(base) {
+  const k = keysByOrigin.get(new URL(base).origin);
+  return k ? { authorization: `Bearer ${k}` } : {};
+}
 
 export function freshDir(tag = 'ror-bb-') {
   return mkdtempSync(join(tmpdir(), tag));
@@ -28,8 +55,9 @@ export function freshDir(tag = 'ror-bb-') {
  * Start `ror serve` on a fresh (or given) data dir and port 0; resolves once the ready line is printed.
  * Returns { base, port, dataDir, pid, stop(), kill(), exited, stderr() }.
  */
-export async function startServer({ seed = false, maxBody, dataDir, timeoutMs = 30000, args: extra = [] } = {}) {
+export async function startServer({ seed = false, maxBody, dataDir, timeoutMs = 30000, args: extra = [], admin = true } = {}) {
   const dir = dataDir || freshDir();
+  const adminKey = admin ? accountKey(dir, ADMIN_LOGIN, ['ars-admin']) : undefined;
   const args = ['serve', '--data', dir, '--port', '0', ...extra];
   if (seed) args.push('--seed', seed === true ? DEMO_FILE : seed);
   if (maxBody !== undefined) args.push('--max-body', String(maxBody));
@@ -49,9 +77,10 @@ export async function startServer({ seed = false, maxBody, dataDir, timeoutMs = 
     exited.then(({ code, signal }) => { clearTimeout(timer); rej(new Error(`ror exited early (${code ?? signal}):\n${err}`)); });
   });
   const port = Number(new URL(base).port);
+  if (adminKey) keysByOrigin.set(new URL(base).origin, adminKey);
   let stopped = false;
   return {
-    base, port, dataDir: dir, pid: proc.pid, exited,
+    base, port, dataDir: dir, pid: proc.pid, exited, adminKey,
     stderr: () => err,
     /** SIGTERM and wait; throws if the server does not exit cleanly (exit code 0). */
     async stop({ removeDir = !dataDir } = {}) {
@@ -73,14 +102,18 @@ export async function startServer({ seed = false, maxBody, dataDir, timeoutMs = 
   };
 }
 
-export function client(base) {
-  return new Client({ baseUrl: base });
+/** A FHIR client: the suite's administrator by default, else `{ key }` (an API key), `{ headers }`
+ * or `{ anonymous: true }`. */
+export function client(base, { key, headers = {}, anonymous = false } = {}) {
+  const auth = anonymous ? {} : key ? { authorization: `Bearer ${key}` } : adminHeaders(base);
+  return new Client({ baseUrl: base, customHeaders: { ...auth, ...headers } });
 }
 
 /** Raw HTTP via fetch: returns { status, headers, text, json }. path is relative to base (or absolute). */
-export async function raw(base, path, { method = 'GET', headers = {}, body } = {}) {
+export async function raw(base, path, { method = 'GET', headers = {}, body, anonymous = false } = {}) {
   const url = path.startsWith('http') ? path : `${base}/${path.replace(/^\//, '')}`;
-  const res = await fetch(url, { method, headers, body });
+  const named = Object.keys(headers).some((h) => ['authorization', 'cookie'].includes(h.toLowerCase()));
+  const res = await fetch(url, { method, headers: named || anonymous ? headers : { ...adminHeaders(base), ...headers }, body });
   const text = await res.text();
   let json;
   try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }

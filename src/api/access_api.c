@@ -1,0 +1,329 @@
+/*
+ * access_api.c — the access rules applied to stored resources: who owns a resource (for
+ * writes) and what the reader's access profile shows of it (for reads).
+ *
+ * Owners: the organisations a resource belongs to, with their whole partOf chain — an
+ * Organization itself, a HealthcareService's providedBy, a Location's managingOrganization, a
+ * PractitionerRole's organization and offers, a Task's focus. Each is named by
+ * "Organization/<id>" and by its identifier values (FINESS...), the forms a grant may use.
+ *
+ * Visibility context: a HealthcareService carries its own (sensitive flag, champ d'activité);
+ * a Location takes the offers delivered there, a PractitionerRole its offers, a Practitioner
+ * the offers of its roles (one indexed search each).
+ */
+#include <jansson.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "json/json.h"
+
+#define CHAIN_MAX 12 /* partOf levels followed (EJ > EG > OI > ... ; a cycle stops earlier) */
+#define KEYS_MAX 64
+
+typedef int (*ReadFn)(void *ctx, Arena *a, const char *type, const char *id, StoredResource *out);
+
+typedef struct Keys {
+    const char *k[KEYS_MAX];
+    size_t n;
+} Keys;
+
+static bool keys_has(const Keys *k, const char *s)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (strcmp(k->k[i], s) == 0)
+            return true;
+    return false;
+}
+
+static void keys_add(Keys *k, Arena *a, const char *s)
+{
+    if (s && s[0] && k->n < KEYS_MAX && !keys_has(k, s))
+        k->k[k->n++] = arena_strdup(a, s);
+}
+
+/* "Organization/x", "http://host/fhir/Organization/x", "Organization/x/_history/2" -> x when
+ * the type is `type`; else NULL. */
+static const char *ref_id(Arena *a, const json_t *ref, const char *type)
+{
+    const char *s = json_str(ref, "reference");
+    if (!s)
+        return NULL;
+    const char *h = strstr(s, "/_history/");
+    size_t len = h ? (size_t)(h - s) : strlen(s);
+    const char *slash = NULL, *prev = NULL;
+    for (const char *c = s; c < s + len; c++)
+        if (*c == '/') {
+            prev = slash;
+            slash = c;
+        }
+    if (!slash)
+        return NULL;
+    const char *seg = prev ? prev + 1 : s;
+    if ((size_t)(slash - seg) != strlen(type) || strncmp(seg, type, strlen(type)) != 0 ||
+        slash + 1 == s + len)
+        return NULL;
+    return arena_strndup(a, slash + 1, (size_t)(s + len - slash - 1));
+}
+
+static json_t *read_doc(ReadFn rd, void *rctx, Arena *a, const char *type, const char *id)
+{
+    StoredResource s;
+    json_t *doc = NULL;
+    if (!id || rd(rctx, a, type, id, &s) != 0 || s.deleted)
+        return NULL;
+    if (json_parse(s.body, s.len, &doc, NULL) != 0)
+        return NULL;
+    return doc;
+}
+
+static void org_keys(Keys *k, Arena *a, const json_t *org, const char *id)
+{
+    keys_add(k, a, arena_printf(a, "Organization/%s", id));
+    size_t i;
+    json_t *ident;
+    json_array_foreach(json_object_get(org, "identifier"), i, ident)
+        keys_add(k, a, json_str(ident, "value"));
+}
+
+/* The organisation `id` (NULL: none) and its partOf chain. */
+static void org_chain(ReadFn rd, void *rctx, Arena *a, const char *id, Keys *k)
+{
+    for (int depth = 0; id && depth < CHAIN_MAX; depth++) {
+        if (keys_has(k, arena_printf(a, "Organization/%s", id)))
+            return; /* a cycle, or a branch already walked */
+        json_t *org = read_doc(rd, rctx, a, "Organization", id);
+        if (!org) {
+            keys_add(k, a, arena_printf(a, "Organization/%s", id));
+            return;
+        }
+        org_keys(k, a, org, id);
+        id = ref_id(a, json_object_get(org, "partOf"), "Organization");
+        json_decref(org);
+    }
+}
+
+static void owners_of(ReadFn rd, void *rctx, Arena *a, const char *type, const json_t *doc,
+                      Keys *k, int depth)
+{
+    if (!doc)
+        return;
+    if (strcmp(type, "Organization") == 0) {
+        const char *id = json_str(doc, "id");
+        if (id)
+            org_keys(k, a, doc, id);
+        else /* a creation: its identifiers name it */
+            org_keys(k, a, doc, "");
+        org_chain(rd, rctx, a, ref_id(a, json_object_get(doc, "partOf"), "Organization"), k);
+    } else if (strcmp(type, "HealthcareService") == 0) {
+        org_chain(rd, rctx, a, ref_id(a, json_object_get(doc, "providedBy"), "Organization"), k);
+    } else if (strcmp(type, "Location") == 0) {
+        org_chain(rd, rctx, a,
+                  ref_id(a, json_object_get(doc, "managingOrganization"), "Organization"), k);
+    } else if (strcmp(type, "PractitionerRole") == 0) {
+        org_chain(rd, rctx, a, ref_id(a, json_object_get(doc, "organization"), "Organization"),
+                  k);
+        size_t i;
+        json_t *ref;
+        json_array_foreach(json_object_get(doc, "healthcareService"), i, ref)
+        {
+            json_t *hs = read_doc(rd, rctx, a, "HealthcareService",
+                                  ref_id(a, ref, "HealthcareService"));
+            owners_of(rd, rctx, a, "HealthcareService", hs, k, depth + 1);
+            json_decref(hs);
+        }
+    } else if (strcmp(type, "Task") == 0 && depth == 0) {
+        static const char *const focus_types[] = {"Organization", "HealthcareService", "Location",
+                                                  "PractitionerRole"};
+        const json_t *focus = json_object_get(doc, "focus");
+        for (size_t i = 0; i < sizeof focus_types / sizeof focus_types[0]; i++) {
+            const char *fid = ref_id(a, focus, focus_types[i]);
+            if (!fid)
+                continue;
+            json_t *target = read_doc(rd, rctx, a, focus_types[i], fid);
+            owners_of(rd, rctx, a, focus_types[i], target, k, depth + 1);
+            json_decref(target);
+        }
+    }
+}
+
+static int txn_reader(void *ctx, Arena *a, const char *type, const char *id, StoredResource *out)
+{
+    return store_txn_read(ctx, a, type, id, out, NULL);
+}
+
+static int store_reader(void *ctx, Arena *a, const char *type, const char *id, StoredResource *out)
+{
+    return store_read(ctx, a, type, id, out, NULL);
+}
+
+/* A copy of a Location without what a bed declarer may change (its capacity indicators) nor
+ * what the server sets (meta, text). */
+static json_t *without_capacity(const json_t *loc)
+{
+    json_t *c = json_deep_copy(loc);
+    json_object_del(c, "meta");
+    json_object_del(c, "text");
+    json_t *ext = json_object_get(c, "extension");
+    for (size_t i = json_array_size(ext); i > 0; i--) {
+        const char *url = json_str(json_array_get(ext, i - 1), "url");
+        if (url && strstr(url, "/ror-location-supported-capacity"))
+            json_array_remove(ext, i - 1);
+    }
+    if (ext && json_array_size(ext) == 0)
+        json_object_del(c, "extension");
+    return c;
+}
+
+static bool capacity_only_change(const json_t *before, const json_t *after)
+{
+    if (!before || !after)
+        return false;
+    json_t *b = without_capacity(before), *a = without_capacity(after);
+    bool same = json_equal(b, a);
+    json_decref(b);
+    json_decref(a);
+    return same;
+}
+
+int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
+                    const json_t *before, const json_t *after, Diag *d)
+{
+    const AuthPrincipal *p = api_principal(r);
+    Keys kb = {{0}, 0}, ka = {{0}, 0};
+    bool admin = auth_has_role(p, AUTH_ROLE_ARS_ADMIN) && !p->read_only;
+    if (!admin) { /* the ARS may write anything: no need to know the owners */
+        owners_of(txn_reader, t, &r->arena, type, before, &kb, 0);
+        owners_of(txn_reader, t, &r->arena, type, after, &ka, 0);
+    }
+    AuthOwner ob = {kb.k, kb.n}, oa = {ka.k, ka.n};
+    AuthWriteRequest w = {
+        .type = type,
+        .op = op,
+        .before = before ? &ob : NULL,
+        .after = after ? &oa : NULL,
+        .capacity_only = strcmp(type, "Location") == 0 && capacity_only_change(before, after)};
+    int rc = auth_may_write(p, &w, d);
+    if (rc != 0)
+        api_audit_note(r, op == AUTH_WRITE_CREATE   ? "create"
+                          : op == AUTH_WRITE_UPDATE ? "update"
+                                                    : "delete",
+                       "failure", type, json_str(after ? after : before, "id"), 0, d->msg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ reads */
+
+/* Fold into ctx the offers found by `param`=`ref` on `type` (HealthcareService or
+ * PractitionerRole: for a role, its offers are read). */
+static void context_from_search(HttpRequest *r, Store *store, const FhirRegistry *reg,
+                                const char *type, const char *param, const char *ref,
+                                AuthVisContext *ctx)
+{
+    QueryParam q[2] = {{.name = param, .value = ref},
+                       {.name = "_count", .value = "200"}};
+    SearchPlan *plan = NULL;
+    StorePage pg;
+    if (fhir_search_parse(reg, type, q, 2, false, &plan, NULL) != 0)
+        return;
+    if (store_search(store, &r->arena, plan, &pg, NULL) == 0) {
+        for (size_t i = 0; i < pg.nmatches; i++) {
+            json_t *doc = NULL;
+            if (json_parse(pg.matches[i].body, pg.matches[i].len, &doc, NULL) != 0)
+                continue;
+            if (strcmp(type, "HealthcareService") == 0) {
+                auth_visibility_offer(doc, ctx);
+            } else {
+                size_t k;
+                json_t *sref;
+                json_array_foreach(json_object_get(doc, "healthcareService"), k, sref)
+                {
+                    json_t *hs = read_doc(store_reader, store, &r->arena, "HealthcareService",
+                                          ref_id(&r->arena, sref, "HealthcareService"));
+                    if (hs)
+                        auth_visibility_offer(hs, ctx);
+                    json_decref(hs);
+                }
+            }
+            json_decref(doc);
+        }
+    }
+    search_plan_free(plan);
+}
+
+static void visibility_context(HttpRequest *r, Store *store, const FhirRegistry *reg,
+                               const StoredResource *s, const json_t *doc, AuthVisContext *ctx)
+{
+    const char *ref = arena_printf(&r->arena, "%s/%s", s->type, s->id);
+    if (strcmp(s->type, "HealthcareService") == 0) {
+        auth_visibility_offer(doc, ctx);
+    } else if (strcmp(s->type, "Location") == 0) {
+        context_from_search(r, store, reg, "HealthcareService", "location", ref, ctx);
+    } else if (strcmp(s->type, "PractitionerRole") == 0) {
+        size_t k;
+        json_t *sref;
+        json_array_foreach(json_object_get(doc, "healthcareService"), k, sref)
+        {
+            json_t *hs = read_doc(store_reader, store, &r->arena, "HealthcareService",
+                                  ref_id(&r->arena, sref, "HealthcareService"));
+            if (hs)
+                auth_visibility_offer(hs, ctx);
+            json_decref(hs);
+        }
+    } else if (strcmp(s->type, "Practitioner") == 0) {
+        context_from_search(r, store, reg, "PractitionerRole", "practitioner", ref, ctx);
+    }
+}
+
+static bool filtered_type(const char *t)
+{
+    return strcmp(t, "HealthcareService") == 0 || strcmp(t, "Location") == 0 ||
+           strcmp(t, "PractitionerRole") == 0 || strcmp(t, "Practitioner") == 0 ||
+           strcmp(t, "Organization") == 0 || strcmp(t, "Task") == 0;
+}
+
+const char *api_visible_body(HttpRequest *r, Store *store, const FhirRegistry *reg,
+                             const StoredResource *s, size_t *len)
+{
+    *len = s->len;
+    if (s->deleted || !filtered_type(s->type))
+        return s->body;
+    const AuthPrincipal *p = api_principal(r);
+    bool needs_ctx = strcmp(s->type, "Organization") != 0 && strcmp(s->type, "Task") != 0;
+    if (p->profile == 1 && !needs_ctx)
+        return s->body;
+    if (p->profile == 1 && strcmp(s->type, "HealthcareService") == 0 &&
+        !strstr(s->body, "sensitive-unit"))
+        return s->body; /* nothing to log, nothing to filter */
+    json_t *doc = NULL;
+    if (json_parse(s->body, s->len, &doc, NULL) != 0)
+        return p->profile == 1 ? s->body : NULL;
+    AuthVisContext ctx = {0};
+    if (needs_ctx)
+        visibility_context(r, store, reg, s, doc, &ctx);
+    if (!auth_visibility_apply(doc, p->profile, &ctx)) {
+        json_decref(doc);
+        return NULL;
+    }
+    if (ctx.sensitive)
+        api_audit_note(r, "read", "success", s->type, s->id, s->version, "unité sensible");
+    const char *out = s->body;
+    if (p->profile != 1) {
+        size_t n = 0;
+        char *text = json_dump_compact(doc, &n);
+        out = arena_strndup(&r->arena, text, n);
+        *len = n;
+        free(text);
+    }
+    json_decref(doc);
+    return out;
+}
+
+bool api_type_readable_or_respond(HttpRequest *r, const char *type)
+{
+    if (strcmp(type, "Subscription") == 0)
+        return api_role_or_respond(r, API_ROLE(AUTH_ROLE_ARS_ADMIN) | API_ROLE(AUTH_ROLE_SYSTEM),
+                                   "consulter les abonnements");
+    if (strcmp(type, "Task") == 0 && !api_principal(r)->login)
+        return api_role_or_respond(r, ~0u, "consulter les signalements d'anomalie");
+    return true;
+}
