@@ -12,6 +12,7 @@
  * the offers of its roles (one indexed search each).
  */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_int.h"
@@ -102,8 +103,37 @@ static void org_chain(ReadFn rd, void *rctx, Arena *a, const char *id, Keys *k)
     }
 }
 
-static void owners_of(ReadFn rd, void *rctx, Arena *a, const char *type, const json_t *doc,
-                      Keys *k, int depth)
+/* What the owner lookups may search (the offers delivered at a Location). */
+typedef struct OwnerCtx {
+    StoreTxn *txn;
+    const FhirRegistry *reg;
+} OwnerCtx;
+
+static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *type,
+                      const json_t *doc, Keys *k, int depth);
+
+static void offers_owners(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *loc_id,
+                          Keys *k, int depth)
+{
+    QueryParam q[2] = {{.name = "location", .value = arena_printf(a, "Location/%s", loc_id)},
+                       {.name = "_count", .value = "200"}};
+    SearchPlan *plan = NULL;
+    StorePage pg;
+    if (!oc->reg || fhir_search_parse(oc->reg, "HealthcareService", q, 2, false, &plan, NULL) != 0)
+        return;
+    if (store_txn_search(oc->txn, a, plan, &pg, NULL) == 0)
+        for (size_t i = 0; i < pg.nmatches; i++) {
+            json_t *hs = NULL;
+            if (json_parse(pg.matches[i].body, pg.matches[i].len, &hs, NULL) != 0)
+                continue;
+            owners_of(rd, rctx, oc, a, "HealthcareService", hs, k, depth + 1);
+            json_decref(hs);
+        }
+    search_plan_free(plan);
+}
+
+static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *type,
+                      const json_t *doc, Keys *k, int depth)
 {
     if (!doc)
         return;
@@ -117,8 +147,11 @@ static void owners_of(ReadFn rd, void *rctx, Arena *a, const char *type, const j
     } else if (strcmp(type, "HealthcareService") == 0) {
         org_chain(rd, rctx, a, ref_id(a, json_object_get(doc, "providedBy"), "Organization"), k);
     } else if (strcmp(type, "Location") == 0) {
-        org_chain(rd, rctx, a,
-                  ref_id(a, json_object_get(doc, "managingOrganization"), "Organization"), k);
+        const char *mo = ref_id(a, json_object_get(doc, "managingOrganization"), "Organization");
+        if (mo)
+            org_chain(rd, rctx, a, mo, k);
+        else if (oc && json_str(doc, "id")) /* no manager named: the providers of its offers */
+            offers_owners(rd, rctx, oc, a, json_str(doc, "id"), k, depth);
     } else if (strcmp(type, "PractitionerRole") == 0) {
         org_chain(rd, rctx, a, ref_id(a, json_object_get(doc, "organization"), "Organization"),
                   k);
@@ -128,7 +161,7 @@ static void owners_of(ReadFn rd, void *rctx, Arena *a, const char *type, const j
         {
             json_t *hs = read_doc(rd, rctx, a, "HealthcareService",
                                   ref_id(a, ref, "HealthcareService"));
-            owners_of(rd, rctx, a, "HealthcareService", hs, k, depth + 1);
+            owners_of(rd, rctx, oc, a, "HealthcareService", hs, k, depth + 1);
             json_decref(hs);
         }
     } else if (strcmp(type, "Task") == 0 && depth == 0) {
@@ -140,7 +173,7 @@ static void owners_of(ReadFn rd, void *rctx, Arena *a, const char *type, const j
             if (!fid)
                 continue;
             json_t *target = read_doc(rd, rctx, a, focus_types[i], fid);
-            owners_of(rd, rctx, a, focus_types[i], target, k, depth + 1);
+            owners_of(rd, rctx, oc, a, focus_types[i], target, k, depth + 1);
             json_decref(target);
         }
     }
@@ -192,8 +225,9 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
     Keys kb = {{0}, 0}, ka = {{0}, 0};
     bool admin = auth_has_role(p, AUTH_ROLE_ARS_ADMIN) && !p->read_only;
     if (!admin) { /* the ARS may write anything: no need to know the owners */
-        owners_of(txn_reader, t, &r->arena, type, before, &kb, 0);
-        owners_of(txn_reader, t, &r->arena, type, after, &ka, 0);
+        OwnerCtx oc = {t, api_registry(r)};
+        owners_of(txn_reader, t, &oc, &r->arena, type, before, &kb, 0);
+        owners_of(txn_reader, t, &oc, &r->arena, type, after, &ka, 0);
     }
     AuthOwner ob = {kb.k, kb.n}, oa = {ka.k, ka.n};
     AuthWriteRequest w = {
@@ -326,4 +360,32 @@ bool api_type_readable_or_respond(HttpRequest *r, const char *type)
     if (strcmp(type, "Task") == 0 && !api_principal(r)->login)
         return api_role_or_respond(r, ~0u, "consulter les signalements d'anomalie");
     return true;
+}
+
+bool api_needs_validation(HttpRequest *r, bool validation, const char *type, const json_t *before,
+                          const json_t *after)
+{
+    const AuthPrincipal *p = api_principal(r);
+    if (!validation || auth_has_role(p, AUTH_ROLE_ARS_ADMIN) ||
+        !auth_has_role(p, AUTH_ROLE_MANAGER))
+        return false;
+    if (strcmp(type, "Location") == 0)
+        return !capacity_only_change(before, after); /* beds are operational: never held */
+    return strcmp(type, "Organization") == 0 || strcmp(type, "HealthcareService") == 0 ||
+           strcmp(type, "PractitionerRole") == 0;
+}
+
+int api_pending_add(HttpRequest *r, StoreTxn *t, const char *type, const char *id,
+                    int64_t base_version, const json_t *after, int64_t *pending, Diag *d)
+{
+    char *text = after ? json_dump_compact(after, NULL) : NULL;
+    StorePending p = {.at = time_now_ms(),
+                      .author = api_principal(r)->author,
+                      .type = type,
+                      .rid = id ? id : "",
+                      .base_version = base_version,
+                      .body = text ? text : ""};
+    int rc = store_txn_pending_add(t, &p, pending, d);
+    free(text);
+    return rc;
 }

@@ -68,6 +68,7 @@ static int resource_check(Api *a, const char *type, json_t *res, Diag *d)
 Api *api_new(const ApiOptions *o, Diag *d)
 {
     AuthApiOptions ao = {.store = o->store,
+                         .reg = o->reg,
                          .jwks = o->jwks,
                          .issuer = o->oidc_issuer,
                          .audience = o->oidc_audience,
@@ -691,8 +692,20 @@ typedef struct WriteCtx {
     SearchPlan *cond; /* conditional create (If-None-Exist) or conditional patch */
     StoredResource out;
     int status;
+    int64_t pending; /* the change waits for the ARS's validation: its number */
     Diag diag;
 } WriteCtx;
+
+/* Hold the write for validation when it must wait (then w->status is 202). */
+static int held(WriteCtx *w, StoreTxn *t, const char *id, int64_t base, const json_t *before,
+                const json_t *after, bool *is_held, Diag *d)
+{
+    *is_held = api_needs_validation(w->req, w->api->validation, w->type, before, after);
+    if (!*is_held)
+        return 0;
+    w->status = 202;
+    return api_pending_add(w->req, t, w->type, id, base, after, &w->pending, d);
+}
 
 static int txn_create(StoreTxn *t, void *vctx, Diag *d)
 {
@@ -712,7 +725,10 @@ static int txn_create(StoreTxn *t, void *vctx, Diag *d)
         }
     }
     int rc = api_write_check(w->req, t, w->type, AUTH_WRITE_CREATE, NULL, w->res, d);
-    if (rc != 0)
+    bool is_held = false;
+    if (rc == 0)
+        rc = held(w, t, NULL, 0, NULL, w->res, &is_held, d);
+    if (rc != 0 || is_held)
         return rc;
     StorePut p = {.type = w->type,
                   .res = w->res,
@@ -728,21 +744,24 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
     WriteCtx *w = vctx;
     StoredResource cur;
     int rc = store_txn_read(t, &w->req->arena, w->type, w->id, &cur, NULL);
-    /* A body that says which version it was edited from (meta.versionId) must be edited from
-     * the current one: otherwise it would silently overwrite a change it never saw. */
-    const char *from = json_str(json_object_get(w->res, "meta"), "versionId");
-    if (from && rc == 0 && strtoll(from, NULL, 10) != cur.version)
-        return diag_set(d, ERR_CONFLICT,
-                        "conflit de version : la ressource envoyée part de la version %s, la "
-                        "version actuelle est %lld (relire puis réappliquer la modification)",
-                        from, (long long)cur.version);
     json_t *before = NULL;
     if (rc == 0 && json_parse(cur.body, cur.len, &before, d) != 0)
         return ERR_INTERNAL;
     int arc = api_write_check(w->req, t, w->type, before ? AUTH_WRITE_UPDATE : AUTH_WRITE_CREATE,
                               before, w->res, d);
+    /* A body that says which version it was edited from (meta.versionId) must be edited from
+     * the current one: otherwise it would silently overwrite a change it never saw. */
+    const char *from = json_str(json_object_get(w->res, "meta"), "versionId");
+    if (arc == 0 && from && rc == 0 && strtoll(from, NULL, 10) != cur.version)
+        arc = diag_set(d, ERR_CONFLICT,
+                       "conflit de version : la ressource envoyée part de la version %s, la "
+                       "version actuelle est %lld (relire puis réappliquer la modification)",
+                       from, (long long)cur.version);
+    bool is_held = false;
+    if (arc == 0)
+        arc = held(w, t, w->id, before ? cur.version : 0, before, w->res, &is_held, d);
     json_decref(before);
-    if (arc != 0)
+    if (arc != 0 || is_held)
         return arc;
     StorePut p = {.type = w->type,
                   .id = w->id,
@@ -779,13 +798,23 @@ static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
     int rc = store_txn_read(t, &w->req->arena, w->type, id, &cur, d);
     if (rc != 0)
         return rc;
-    if (w->if_match > 0 && cur.version != w->if_match)
+    json_t *before = NULL;
+    if (json_parse(cur.body, cur.len, &before, d) != 0)
+        return ERR_INTERNAL;
+    /* the current version must be the caller's before the patch is even tried (what the patch
+     * would find tells about the resource); the result is checked again below */
+    rc = api_write_check(w->req, t, w->type, AUTH_WRITE_UPDATE, before, before, d);
+    if (rc != 0) {
+        json_decref(before);
+        return rc;
+    }
+    if (w->if_match > 0 && cur.version != w->if_match) {
+        json_decref(before);
         return diag_set(d, ERR_PRECONDITION,
                         "conflit de version : version attendue %lld, version actuelle %lld",
                         (long long)w->if_match, (long long)cur.version);
-    json_t *res = NULL;
-    if ((rc = json_parse(cur.body, cur.len, &res, d)) != 0)
-        return ERR_INTERNAL;
+    }
+    json_t *res = json_deep_copy(before);
     rc = fhirpath_patch_apply(res, w->res, d);
     if (rc == 0) {
         const char *pid = json_str(res, "id");
@@ -796,12 +825,17 @@ static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
     if (rc == 0)
         rc = resource_check(w->api, w->type, res, d);
     if (rc == 0) {
-        json_t *before = NULL;
-        rc = json_parse(cur.body, cur.len, &before, d) != 0
-                 ? ERR_INTERNAL
-                 : api_write_check(w->req, t, w->type, AUTH_WRITE_UPDATE, before, res, d);
-        json_decref(before);
+        rc = api_write_check(w->req, t, w->type, AUTH_WRITE_UPDATE, before, res, d);
+        bool is_held = false;
+        if (rc == 0)
+            rc = held(w, t, id, cur.version, before, res, &is_held, d);
+        if (rc == 0 && is_held) {
+            json_decref(before);
+            json_decref(res);
+            return 0;
+        }
     }
+    json_decref(before);
     if (rc == 0) {
         StorePut p = {.type = w->type,
                       .id = id,
@@ -824,8 +858,11 @@ static int txn_delete(StoreTxn *t, void *vctx, Diag *d)
         if (json_parse(cur.body, cur.len, &before, d) != 0)
             return ERR_INTERNAL;
         int rc = api_write_check(w->req, t, w->type, AUTH_WRITE_DELETE, before, NULL, d);
+        bool is_held = false;
+        if (rc == 0)
+            rc = held(w, t, w->id, cur.version, before, NULL, &is_held, d);
         json_decref(before);
-        if (rc != 0)
+        if (rc != 0 || is_held)
             return rc;
     } else if (!api_principal(w->req)->login) {
         /* nothing to delete: the anonymous still learn nothing but that they must sign in */
@@ -840,6 +877,16 @@ static void write_answer(HttpRequest *r, WriteCtx *w, int rc)
 {
     if (rc != 0) {
         http_fail(r, rc, &w->diag);
+    } else if (w->status == 202) {
+        char *loc = arena_printf(&r->arena, "%s/validation/%lld", r->base_url,
+                                 (long long)w->pending);
+        http_header_set(r, "Content-Location", loc);
+        char *msg = arena_printf(&r->arena,
+                                 "modification n° %lld enregistrée : elle sera appliquée après "
+                                 "validation par l'ARS",
+                                 (long long)w->pending);
+        char *body = fhir_outcome_text("information", "informational", msg, NULL);
+        http_respond(r, 202, FHIR_JSON, body, strlen(body));
     } else if (w->out.deleted) {
         version_headers(r, &w->out);
         char *msg = arena_printf(&r->arena, "%s/%s supprimé (version %lld)", w->out.type, w->out.id,
@@ -1049,6 +1096,7 @@ void api_routes(Api *a, HttpServer *s)
     ROUTE(HTTP_GET, "/{type}/{id}/_history/{vid}", h_vread);
 #undef ROUTE
     auth_api_routes(a->auth, s);
+    validation_api_routes(s, a->store);
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
     a->feed =

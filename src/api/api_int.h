@@ -19,6 +19,8 @@ const char *api_query(HttpRequest *r, const char *name);
 
 /* ---------------------------------------------------------------- who is asking (auth_api.c) */
 
+/** The search parameters of the server (for the access rules' own lookups). */
+const FhirRegistry *api_registry(HttpRequest *r);
 /** The principal of the request (set by the gate; the anonymous principal when none). */
 const AuthPrincipal *api_principal(HttpRequest *r);
 /** Has answered 401 (anonymous) or 403 unless the principal holds one of the roles in `mask`
@@ -55,6 +57,7 @@ bool api_type_readable_or_respond(HttpRequest *r, const char *type);
 typedef struct AuthApi AuthApi;
 typedef struct AuthApiOptions {
     Store *store;
+    const FhirRegistry *reg;
     const AuthJwks *jwks;             /* NULL: bearer JWTs are refused */
     const char *issuer, *audience;    /* required with jwks */
     bool cookie_secure;               /* Secure cookies even over plain HTTP (behind TLS proxy) */
@@ -67,5 +70,20 @@ void auth_api_routes(AuthApi *g, HttpServer *s);
 /** Write what the audit queue holds and stop its thread (before the store stops). */
 void auth_api_stop(AuthApi *g);
 void auth_api_free(AuthApi *g);
+
+/** Must this write wait for the ARS's validation (`validation` on, the principal an
+ *  establishment manager and not an ARS administrator, descriptive data of an organisation,
+ *  offer, location or role — a Location's capacity indicators never wait)? */
+bool api_needs_validation(HttpRequest *r, bool validation, const char *type, const json_t *before,
+                          const json_t *after);
+/** Hold a write for validation: the change (after: the new version, NULL for a deletion) is
+ *  recorded in the transaction; *id receives its number. */
+int api_pending_add(HttpRequest *r, StoreTxn *t, const char *type, const char *id,
+                    int64_t base_version, const json_t *after, int64_t *pending, Diag *d);
+
+/* ---------------------------------------------------------------- validation (validation_api.c) */
+
+/** GET /validation, POST /validation/{id}/approve|reject (ARS administrators). */
+void validation_api_routes(HttpServer *s, Store *store);
 
 #endif

@@ -1032,6 +1032,11 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
     json_t *loc = NULL;
     if ((rc = json_parse(cur.body, cur.len, &loc, d)) != 0)
         return rc;
+    /* the unit must be the caller's before anything about the declaration is answered */
+    if ((rc = api_write_check(u->req, t, "Location", AUTH_WRITE_UPDATE, loc, loc, d)) != 0) {
+        json_decref(loc);
+        return rc;
+    }
     json_t *source = json_object_get(u->body, "source");
     const char *src = source ? json_string_value(source) : "01"; /* saisie manuelle */
     json_t *list = json_object_get(u->body, "indicators");

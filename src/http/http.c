@@ -106,15 +106,27 @@ static const char *default_message(int err)
     }
 }
 
+/* `s` cut to fit `out`, control characters replaced: a client's %0A cannot forge log lines. */
+static const char *log_safe(char *out, size_t n, const char *s)
+{
+    size_t i = 0;
+    for (; s && s[i] && i + 1 < n; i++)
+        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    out[i] = 0;
+    return out;
+}
+
 void http_fail(HttpRequest *r, int err, const Diag *d)
 {
     const char *msg = d && d->msg[0] ? d->msg : default_message(err);
     const char *expr = d ? d->expr : NULL;
     /* no internal detail leaks on server errors (paths, SQL, library messages): the log has it */
     if (err == ERR_IO || err == ERR_INTERNAL) {
-        if (d && d->msg[0])
-            log_error("%s %s: %s", r->method_name ? r->method_name : "?", r->path ? r->path : "?",
-                      d->msg);
+        if (d && d->msg[0]) {
+            char m[16], p[256], detail[sizeof d->msg];
+            log_error("%s %s: %s", log_safe(m, sizeof m, r->method_name),
+                      log_safe(p, sizeof p, r->path), log_safe(detail, sizeof detail, d->msg));
+        }
         msg = default_message(err);
         expr = NULL;
     }

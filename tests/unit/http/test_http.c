@@ -551,6 +551,7 @@ static HttpServer *serve(HttpOptions o, bool with_gate, char base[64])
     http_route(s, HTTP_GET, "/echo", h_echo, NULL);
     http_route(s, HTTP_GET, "/cached", h_cached, NULL);
     http_route(s, HTTP_GET, "/internal", h_internal, NULL);
+    http_route(s, HTTP_GET, "/internal/{x}", h_internal, NULL);
     http_route(s, HTTP_POST, "/upload", h_upload, NULL);
     http_route(s, HTTP_GET, "/slow", h_slow, NULL);
     http_route(s, HTTP_GET, "/stream", h_stream, NULL);
@@ -640,8 +641,13 @@ static void t_internal_detail(void **state)
     int saved = dup(2);
     dup2(fd, 2);
     snprintf(url, sizeof url, "%s/internal", base);
-    Resp r;
+    Resp r, forged;
     fetch(url, NULL, &r);
+    /* a client cannot start a line of its own in the log */
+    snprintf(url, sizeof url, "%s/internal/x%%0A2026-01-01T00:00:00Z%%20error%%20forged", base);
+    fetch(url, NULL, &forged);
+    assert_int_equal(forged.status, 500);
+    resp_cleanup(&forged);
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -656,7 +662,9 @@ static void t_internal_detail(void **state)
     unlink(logpath);
     assert_true(got > 0);
     assert_non_null(strstr(logged, "secret-detail /var/lib/ror/ror.db"));
-    assert_non_null(strstr(logged, "GET /internal"));
+    assert_non_null(strstr(logged, "GET /internal:"));
+    assert_non_null(strstr(logged, "GET /internal/x?2026-01-01T00:00:00Z error forged:"));
+    assert_null(strstr(logged, "\n2026-01-01"));
     resp_cleanup(&r);
     stop(s);
 }
