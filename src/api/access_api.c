@@ -389,3 +389,68 @@ int api_pending_add(HttpRequest *r, StoreTxn *t, const char *type, const char *i
     free(text);
     return rc;
 }
+
+/* ------------------------------------------------------------------ anomaly reports (Task) */
+
+/* The organisation directly responsible for `doc` (a resource of `type`), as a reference. */
+static const char *direct_owner(Arena *a, StoreTxn *t, const char *type, const json_t *doc)
+{
+    const char *id = NULL;
+    if (strcmp(type, "Organization") == 0)
+        id = json_str(doc, "id");
+    else if (strcmp(type, "HealthcareService") == 0)
+        id = ref_id(a, json_object_get(doc, "providedBy"), "Organization");
+    else if (strcmp(type, "PractitionerRole") == 0)
+        id = ref_id(a, json_object_get(doc, "organization"), "Organization");
+    else if (strcmp(type, "Location") == 0)
+        id = ref_id(a, json_object_get(doc, "managingOrganization"), "Organization");
+    (void)t;
+    return id ? arena_printf(a, "Organization/%s", id) : NULL;
+}
+
+int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Diag *d)
+{
+    static const char *const focus_types[] = {"Organization", "HealthcareService", "Location",
+                                              "PractitionerRole", "Practitioner"};
+    Arena *a = &r->arena;
+    const json_t *focus = json_object_get(task, "focus");
+    const char *ftype = NULL, *fid = NULL;
+    for (size_t i = 0; i < sizeof focus_types / sizeof focus_types[0] && !fid; i++)
+        if ((fid = ref_id(a, focus, focus_types[i])) != NULL)
+            ftype = focus_types[i];
+    if (!fid) {
+        diag_expr(d, "Task.focus");
+        return diag_set(d, ERR_BUSINESS,
+                        "focus : l'anomalie doit porter sur une ressource du ROR (Organization, "
+                        "HealthcareService, Location, PractitionerRole ou Practitioner)");
+    }
+    json_t *target = read_doc(txn_reader, t, a, ftype, fid);
+    if (!target) {
+        diag_expr(d, "Task.focus");
+        return diag_set(d, ERR_BUSINESS, "focus : %s/%s introuvable", ftype, fid);
+    }
+    char now[32];
+    time_format_instant(time_now_ms(), now);
+    json_object_set_new(task, "lastModified", json_string(now));
+    if (create) {
+        if (!json_object_get(task, "authoredOn"))
+            json_object_set_new(task, "authoredOn", json_string(now));
+        /* routed to the owner: whoever is responsible for the element searches Task?owner= */
+        const char *owner = direct_owner(a, t, ftype, target);
+        if (!owner && strcmp(ftype, "Location") == 0) {
+            Keys k = {{0}, 0};
+            OwnerCtx oc = {t, api_registry(r)};
+            offers_owners(txn_reader, t, &oc, a, fid, &k, 0);
+            for (size_t i = 0; i < k.n && !owner; i++)
+                if (strncmp(k.k[i], "Organization/", 13) == 0)
+                    owner = k.k[i];
+        }
+        if (owner && !json_object_get(task, "owner"))
+            json_object_set_new(task, "owner", json_pack("{s:s}", "reference", owner));
+        if (!json_object_get(task, "requester"))
+            json_object_set_new(task, "requester",
+                                json_pack("{s:s}", "display", api_principal(r)->author));
+    }
+    json_decref(target);
+    return 0;
+}

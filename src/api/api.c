@@ -725,14 +725,16 @@ static int txn_create(StoreTxn *t, void *vctx, Diag *d)
         }
     }
     int rc = api_write_check(w->req, t, w->type, AUTH_WRITE_CREATE, NULL, w->res, d);
-    bool is_held = false;
+    bool is_held = false, task = strcmp(w->type, "Task") == 0;
+    if (rc == 0 && task)
+        rc = api_task_prepare(w->req, t, w->res, true, d);
     if (rc == 0)
         rc = held(w, t, NULL, 0, NULL, w->res, &is_held, d);
     if (rc != 0 || is_held)
         return rc;
     StorePut p = {.type = w->type,
                   .res = w->res,
-                  .text = w->req->body,
+                  .text = task ? NULL : w->req->body,
                   .len = w->req->body_len,
                   .author = author_of(w->req)};
     w->status = 201;
@@ -757,7 +759,9 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
                        "conflit de version : la ressource envoyée part de la version %s, la "
                        "version actuelle est %lld (relire puis réappliquer la modification)",
                        from, (long long)cur.version);
-    bool is_held = false;
+    bool is_held = false, task = strcmp(w->type, "Task") == 0;
+    if (arc == 0 && task)
+        arc = api_task_prepare(w->req, t, w->res, before == NULL, d);
     if (arc == 0)
         arc = held(w, t, w->id, before ? cur.version : 0, before, w->res, &is_held, d);
     json_decref(before);
@@ -766,7 +770,7 @@ static int txn_update(StoreTxn *t, void *vctx, Diag *d)
     StorePut p = {.type = w->type,
                   .id = w->id,
                   .res = w->res,
-                  .text = w->req->body,
+                  .text = task ? NULL : w->req->body,
                   .len = w->req->body_len,
                   .if_match = w->if_match,
                   .author = author_of(w->req)};
@@ -824,6 +828,8 @@ static int txn_patch(StoreTxn *t, void *vctx, Diag *d)
     }
     if (rc == 0)
         rc = resource_check(w->api, w->type, res, d);
+    if (rc == 0 && strcmp(w->type, "Task") == 0)
+        rc = api_task_prepare(w->req, t, res, false, d);
     if (rc == 0) {
         rc = api_write_check(w->req, t, w->type, AUTH_WRITE_UPDATE, before, res, d);
         bool is_held = false;

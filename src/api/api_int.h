@@ -81,6 +81,12 @@ bool api_needs_validation(HttpRequest *r, bool validation, const char *type, con
 int api_pending_add(HttpRequest *r, StoreTxn *t, const char *type, const char *id,
                     int64_t base_version, const json_t *after, int64_t *pending, Diag *d);
 
+/** An anomaly report (RORTask) being written: its focus must be a resource of the ROR; the
+ *  server stamps lastModified (and on creation authoredOn when absent), routes a new report to
+ *  the organisation responsible for the element (owner) and names who raised it (requester).
+ *  ERR_BUSINESS when the focus is missing or unknown. */
+int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Diag *d);
+
 /* ---------------------------------------------------------------- validation (validation_api.c) */
 
 /** GET /validation, POST /validation/{id}/approve|reject (ARS administrators). */

@@ -375,3 +375,34 @@ test('validation workflow: a manager\'s descriptive change waits for the ARS; be
     void ADMIN_LOGIN;
   } finally { await own.stop({ removeDir: true }); }
 });
+
+test('anomaly reports (RORTask): raised by a reader, routed to the owner, resolved by it only', async () => {
+  const t = body('Task', 'own');
+  delete t.authoredOn; delete t.lastModified;
+  const r = await as('reader', 'Task', { method: 'POST', body: t });
+  assert.equal(r.status, 201, r.text);
+  const task = r.json;
+  assert.equal(task.owner.reference, 'Organization/eg-pitie', 'routed to the provider of the offer');
+  assert.equal(task.requester.display, 'reader');
+  assert.ok(Math.abs(Date.parse(task.lastModified) - Date.now()) < 60000);
+  assert.equal(task.authoredOn, task.lastModified);
+  // the owner finds it
+  const mine = await as('manager', 'Task?owner=Organization/eg-pitie&_count=100');
+  assert.ok(mine.json.entry.some((e) => e.resource.id === task.id));
+  // only the owner (or the ARS) changes its status
+  const fix = { resourceType: 'Parameters', parameter: [{ name: 'operation', part: [{ name: 'type', valueCode: 'replace' }, { name: 'path', valueString: 'Task.businessStatus.coding[0].code' }, { name: 'value', valueCode: '08' }] }] };
+  assert.equal((await as('reader', `Task/${task.id}`, { method: 'PATCH', body: fix })).status, 403);
+  assert.equal((await as('system', `Task/${task.id}`, { method: 'PATCH', body: fix })).status, 403);
+  const done = await as('manager', `Task/${task.id}`, { method: 'PATCH', body: fix });
+  assert.equal(done.status, 200, done.text);
+  assert.equal(done.json.businessStatus.coding[0].code, '08');
+  assert.ok(Date.parse(done.json.lastModified) >= Date.parse(task.lastModified));
+  // a report must be about something of the ROR that exists
+  const bad = body('Task', 'own');
+  bad.focus = { reference: 'HealthcareService/inexistant' };
+  const rb = await as('reader', 'Task', { method: 'POST', body: bad });
+  assert.equal(rb.status, 400);
+  assert.match(rb.json.issue[0].diagnostics, /introuvable/);
+  // reports are not public
+  assert.equal((await as('anonymous', `Task/${task.id}`)).status, 401);
+});
