@@ -16,6 +16,7 @@ build:
 	cmake --build $(BUILD)/release -j$(JOBS)
 
 run: build
+	scripts/demo-accounts.sh $(BUILD)/release/src/ror $(DATA)
 	$(BUILD)/release/src/ror serve --data $(DATA) --port $(PORT) --seed data/demo/demo-region.json
 
 build-asan:
