@@ -39,8 +39,9 @@ static void usage(FILE *f)
                 auth_roles[i].scope == AUTH_SCOPE_ORGANIZATION ? ":ORG"
                 : auth_roles[i].scope == AUTH_SCOPE_PROFILE    ? "[:PROFILE]"
                                                                : "");
-    fprintf(f, "\n  ORG: an organisation's FINESS number (or Organization/<id>); PROFILE: the access\n"
-               "  profile 0-5 it reads with (reader: 4, system: 2 by default)\n");
+    fprintf(f,
+            "\n  ORG: an organisation's FINESS number (or Organization/<id>); PROFILE: the access\n"
+            "  profile 0-5 it reads with (reader: 4, system: 2 by default)\n");
 }
 
 /* A role and its qualifier as stored: {"role", "organization"} or {"role", "profile"}. NULL

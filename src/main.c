@@ -291,9 +291,8 @@ static int cmd_serve(int argc, char **argv)
         }
     }
     if (port < 0 || port > 65535 || threads < 1 || threads > 256 || max_body < 1024 ||
-        query_timeout < 1 || max_streams < 0 || !(rate_limit >= 0) ||
-        (!tls_cert != !tls_key) || (!oidc_jwks != !oidc_issuer) ||
-        (!oidc_jwks != !oidc_audience)) {
+        query_timeout < 1 || max_streams < 0 || !(rate_limit >= 0) || (!tls_cert != !tls_key) ||
+        (!oidc_jwks != !oidc_issuer) || (!oidc_jwks != !oidc_audience)) {
         fprintf(stderr, "ror: invalid --port, --threads, --max-body, --query-timeout, "
                         "--max-streams or --rate-limit, or --tls-cert without --tls-key, or an "
                         "incomplete --oidc-issuer/--oidc-audience/--oidc-jwks\n");

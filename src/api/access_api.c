@@ -153,14 +153,13 @@ static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const
         else if (oc && json_str(doc, "id")) /* no manager named: the providers of its offers */
             offers_owners(rd, rctx, oc, a, json_str(doc, "id"), k, depth);
     } else if (strcmp(type, "PractitionerRole") == 0) {
-        org_chain(rd, rctx, a, ref_id(a, json_object_get(doc, "organization"), "Organization"),
-                  k);
+        org_chain(rd, rctx, a, ref_id(a, json_object_get(doc, "organization"), "Organization"), k);
         size_t i;
         json_t *ref;
         json_array_foreach(json_object_get(doc, "healthcareService"), i, ref)
         {
-            json_t *hs = read_doc(rd, rctx, a, "HealthcareService",
-                                  ref_id(a, ref, "HealthcareService"));
+            json_t *hs =
+                read_doc(rd, rctx, a, "HealthcareService", ref_id(a, ref, "HealthcareService"));
             owners_of(rd, rctx, oc, a, "HealthcareService", hs, k, depth + 1);
             json_decref(hs);
         }
@@ -230,17 +229,18 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
         owners_of(txn_reader, t, &oc, &r->arena, type, after, &ka, 0);
     }
     AuthOwner ob = {kb.k, kb.n}, oa = {ka.k, ka.n};
-    AuthWriteRequest w = {
-        .type = type,
-        .op = op,
-        .before = before ? &ob : NULL,
-        .after = after ? &oa : NULL,
-        .capacity_only = strcmp(type, "Location") == 0 && capacity_only_change(before, after)};
+    AuthWriteRequest w = {.type = type,
+                          .op = op,
+                          .before = before ? &ob : NULL,
+                          .after = after ? &oa : NULL,
+                          .capacity_only =
+                              strcmp(type, "Location") == 0 && capacity_only_change(before, after)};
     int rc = auth_may_write(p, &w, d);
     if (rc != 0)
-        api_audit_note(r, op == AUTH_WRITE_CREATE   ? "create"
-                          : op == AUTH_WRITE_UPDATE ? "update"
-                                                    : "delete",
+        api_audit_note(r,
+                       op == AUTH_WRITE_CREATE   ? "create"
+                       : op == AUTH_WRITE_UPDATE ? "update"
+                                                 : "delete",
                        "failure", type, json_str(after ? after : before, "id"), 0, d->msg);
     return rc;
 }
@@ -253,8 +253,7 @@ static void context_from_search(HttpRequest *r, Store *store, const FhirRegistry
                                 const char *type, const char *param, const char *ref,
                                 AuthVisContext *ctx)
 {
-    QueryParam q[2] = {{.name = param, .value = ref},
-                       {.name = "_count", .value = "200"}};
+    QueryParam q[2] = {{.name = param, .value = ref}, {.name = "_count", .value = "200"}};
     SearchPlan *plan = NULL;
     StorePage pg;
     if (fhir_search_parse(reg, type, q, 2, false, &plan, NULL) != 0)

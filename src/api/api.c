@@ -884,8 +884,8 @@ static void write_answer(HttpRequest *r, WriteCtx *w, int rc)
     if (rc != 0) {
         http_fail(r, rc, &w->diag);
     } else if (w->status == 202) {
-        char *loc = arena_printf(&r->arena, "%s/validation/%lld", r->base_url,
-                                 (long long)w->pending);
+        char *loc =
+            arena_printf(&r->arena, "%s/validation/%lld", r->base_url, (long long)w->pending);
         http_header_set(r, "Content-Location", loc);
         char *msg = arena_printf(&r->arena,
                                  "modification n° %lld enregistrée : elle sera appliquée après "

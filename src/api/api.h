@@ -29,7 +29,7 @@ typedef struct ApiOptions {
     struct Orient *orient; /* the orientation engine (GET|POST /orientation); may be NULL */
     size_t max_streams;    /* capacity event streams at once (0: from the connection limit) */
     /* authentication */
-    const struct AuthJwks *jwks;           /* OIDC issuer's keys; NULL: bearer JWTs refused */
+    const struct AuthJwks *jwks;             /* OIDC issuer's keys; NULL: bearer JWTs refused */
     const char *oidc_issuer, *oidc_audience; /* required with jwks */
     bool cookie_secure;             /* Secure session cookies over plain HTTP (TLS proxy) */
     const char *profile_codes_json; /* Ror-Profil-Utilisateur codes -> access profiles */

@@ -58,10 +58,10 @@ typedef struct AuthApi AuthApi;
 typedef struct AuthApiOptions {
     Store *store;
     const FhirRegistry *reg;
-    const AuthJwks *jwks;             /* NULL: bearer JWTs are refused */
-    const char *issuer, *audience;    /* required with jwks */
-    bool cookie_secure;               /* Secure cookies even over plain HTTP (behind TLS proxy) */
-    const char *profile_codes_json;   /* Ror-Profil-Utilisateur codes -> profiles; may be NULL */
+    const AuthJwks *jwks;           /* NULL: bearer JWTs are refused */
+    const char *issuer, *audience;  /* required with jwks */
+    bool cookie_secure;             /* Secure cookies even over plain HTTP (behind TLS proxy) */
+    const char *profile_codes_json; /* Ror-Profil-Utilisateur codes -> profiles; may be NULL */
 } AuthApiOptions;
 
 AuthApi *auth_api_new(const AuthApiOptions *o, Diag *d);

@@ -392,8 +392,8 @@ static int session_login(AuthApi *g, HttpRequest *r, const char *token, Caller *
     const char *csrf;
     int64_t expires;
     if (auth_apikey_hash(token, hash) != 0 ||
-        store_session_get(g->store, &r->arena, hash, time_now_ms(), &acc, &csrf, &expires,
-                          NULL) != 0 ||
+        store_session_get(g->store, &r->arena, hash, time_now_ms(), &acc, &csrf, &expires, NULL) !=
+            0 ||
         acc.disabled)
         return 0; /* no (longer a) session: anonymous */
     if (unsafe_method(r)) {
@@ -492,10 +492,9 @@ static json_t *whoami(const Caller *c)
             json_object_set_new(o, "organization", json_string(gr->organization));
         json_array_append_new(roles, o);
     }
-    json_t *o = json_pack("{s:o, s:s, s:s, s:o, s:i}", "login",
-                          p->login ? json_string(p->login) : json_null(), "name",
-                          p->name ? p->name : "", "method", p->method, "roles", roles, "profile",
-                          p->profile);
+    json_t *o = json_pack(
+        "{s:o, s:s, s:s, s:o, s:i}", "login", p->login ? json_string(p->login) : json_null(),
+        "name", p->name ? p->name : "", "method", p->method, "roles", roles, "profile", p->profile);
     if (c->csrf)
         json_object_set_new(o, "csrf", json_string(c->csrf));
     return o;
@@ -539,8 +538,8 @@ static void h_login(HttpRequest *r, void *ctx)
         http_header_set(r, "Retry-After", ra);
         api_audit_note(r, "login", "failure", NULL, NULL, 0,
                        arena_printf(&r->arena, "%s : compte ou adresse verrouillé", login));
-        char *msg = arena_printf(&r->arena, "trop d'essais : réessayez dans %lld s",
-                                 (long long)retry);
+        char *msg =
+            arena_printf(&r->arena, "trop d'essais : réessayez dans %lld s", (long long)retry);
         char *oo = fhir_outcome_text("error", "throttled", msg, NULL);
         http_respond(r, 429, "application/fhir+json; charset=utf-8", oo, strlen(oo));
         return;
@@ -645,9 +644,9 @@ static json_t *audit_event(HttpRequest *r, const StoreAudit *e)
     json_t *ev = json_pack(
         "{s:s, s:s, s:o, s:[{s:s, s:s}], s:s, s:s, s:s, s:[o], s:{s:{s:s}}}", "resourceType",
         "AuditEvent", "id", arena_printf(&r->arena, "%lld", (long long)e->id), "type", type,
-        "subtype", "system", "http://hl7.org/fhir/restful-interaction", "code", e->action,
-        "action", audit_action_code(e->action), "recorded", when, "outcome", outcome, "agent",
-        agent, "source", "observer", "display", "ror");
+        "subtype", "system", "http://hl7.org/fhir/restful-interaction", "code", e->action, "action",
+        audit_action_code(e->action), "recorded", when, "outcome", outcome, "agent", agent,
+        "source", "observer", "display", "ror");
     if (e->detail && e->detail[0])
         json_object_set_new(ev, "outcomeDesc", json_string(e->detail));
     if (e->type && e->rid) {
@@ -718,14 +717,13 @@ static void h_audit(HttpRequest *r, void *ctx)
     json_t *entries = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(entries, json_pack("{s:o}", "resource", audit_event(r, &rows[i])));
-    json_t *b = json_pack("{s:s, s:s, s:o}", "resourceType", "Bundle", "type", "searchset",
-                          "entry", entries);
+    json_t *b = json_pack("{s:s, s:s, s:o}", "resourceType", "Bundle", "type", "searchset", "entry",
+                          entries);
     if (n == q.max && n > 0)
-        json_object_set_new(
-            b, "link",
-            json_pack("[{s:s, s:s}]", "relation", "next", "url",
-                      arena_printf(&r->arena, "%s/audit?before=%lld&_count=%zu", r->base_url,
-                                   (long long)rows[n - 1].id, q.max)));
+        json_object_set_new(b, "link",
+                            json_pack("[{s:s, s:s}]", "relation", "next", "url",
+                                      arena_printf(&r->arena, "%s/audit?before=%lld&_count=%zu",
+                                                   r->base_url, (long long)rows[n - 1].id, q.max)));
     size_t len;
     char *text = json_dump_compact(b, &len);
     json_decref(b);

@@ -587,7 +587,8 @@ static void h_orientation(HttpRequest *r, void *ctx)
 
 static void h_gaps(HttpRequest *r, void *ctx)
 {
-    if (!api_role_or_respond(r, API_ROLE(AUTH_ROLE_ARS_ADMIN), "consulter les recherches sans résultat"))
+    if (!api_role_or_respond(r, API_ROLE(AUTH_ROLE_ARS_ADMIN),
+                             "consulter les recherches sans résultat"))
         return;
     OrientApi *o = ctx;
     int64_t since = 0, lo, hi;

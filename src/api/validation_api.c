@@ -70,9 +70,9 @@ static json_t *pending_json(const StorePending *p)
     char at[32];
     time_format_instant(p->at, at);
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:s}", "id", (json_int_t)p->id, "at", at,
-                          "author", p->author, "type", p->type, "status", p->status,
-                          "baseVersion", (json_int_t)p->base_version, "operation",
-                          !p->body[0]          ? "delete"
+                          "author", p->author, "type", p->type, "status", p->status, "baseVersion",
+                          (json_int_t)p->base_version, "operation",
+                          !p->body[0]           ? "delete"
                           : p->base_version > 0 ? "update"
                                                 : "create");
     if (p->rid[0])
@@ -129,9 +129,8 @@ static void decide(HttpRequest *r, Store *store, bool approve)
     Diag d = {{0}, {0}};
     if (!approve) {
         json_t *body = NULL;
-        if (json_parse(r->body, r->body_len, &body, &d) != 0 ||
-            !json_str(body, "reason") || !json_str(body, "reason")[0] ||
-            strlen(json_str(body, "reason")) > 2000) {
+        if (json_parse(r->body, r->body_len, &body, &d) != 0 || !json_str(body, "reason") ||
+            !json_str(body, "reason")[0] || strlen(json_str(body, "reason")) > 2000) {
             json_decref(body);
             api_fail(r, ERR_INVALID, "%s", "un motif de refus est attendu : {\"reason\": …}");
             return;

@@ -135,9 +135,8 @@ static bool is_offer_type(const char *t)
 int auth_may_write(const AuthPrincipal *p, const AuthWriteRequest *w, Diag *d)
 {
     if (!p || !p->login)
-        return diag_set(d, ERR_UNAUTHORIZED,
-                        "authentification requise pour %s une ressource %s", op_name(w->op),
-                        w->type);
+        return diag_set(d, ERR_UNAUTHORIZED, "authentification requise pour %s une ressource %s",
+                        op_name(w->op), w->type);
     if (p->read_only)
         return diag_set(d, ERR_FORBIDDEN, "le jeton présenté ne permet que la lecture (scope)");
     if (auth_has_role(p, AUTH_ROLE_ARS_ADMIN))

@@ -210,10 +210,10 @@ typedef enum AuthRole {
 typedef enum AuthScope { AUTH_SCOPE_NONE, AUTH_SCOPE_ORGANIZATION, AUTH_SCOPE_PROFILE } AuthScope;
 
 typedef struct AuthRoleInfo {
-    const char *name;    /* "ars-admin" ... */
-    AuthScope scope;     /* what the grant's qualifier is (required for ORGANIZATION) */
-    int profile;         /* the access profile the role reads with (default one for PROFILE) */
-    const char *label;   /* French, for listings */
+    const char *name;  /* "ars-admin" ... */
+    AuthScope scope;   /* what the grant's qualifier is (required for ORGANIZATION) */
+    int profile;       /* the access profile the role reads with (default one for PROFILE) */
+    const char *label; /* French, for listings */
 } AuthRoleInfo;
 
 extern const AuthRoleInfo auth_roles[AUTH_ROLES];
@@ -234,8 +234,9 @@ typedef struct AuthPrincipal {
     const char *method; /* "session", "apikey", "jwt" or "anonymous" */
     const AuthGrant *grants;
     size_t ngrants;
-    bool read_only; /* a bearer token whose scope grants reading only (ror.read without ror.write) */
-    int profile;    /* the access profile of this request's reads (0..5) */
+    bool
+        read_only; /* a bearer token whose scope grants reading only (ror.read without ror.write) */
+    int profile;   /* the access profile of this request's reads (0..5) */
 } AuthPrincipal;
 
 /** Parse an account's roles (JSON array text [{"role": ..., "organization"|"profile": ...}])

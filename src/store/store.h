@@ -85,8 +85,8 @@ typedef struct StorePage {
 /** Call fn for the current version of every live resource of `type` (pk order), from one
  *  read snapshot; the StoredResource's strings are valid during the call only. Stops at fn's
  *  first non-zero result and returns it. For building in-memory views at start. */
-int store_each(Store *s, const char *type, int (*fn)(void *ctx, const StoredResource *r),
-               void *ctx, Diag *d);
+int store_each(Store *s, const char *type, int (*fn)(void *ctx, const StoredResource *r), void *ctx,
+               Diag *d);
 
 /** Run a search plan. Paging is keyset-based on the sort keys then the internal row number,
  *  so a page never repeats or skips a resource that existed through the paging.
@@ -337,18 +337,17 @@ typedef struct StoreAudit {
 int store_txn_audit_add(StoreTxn *t, const StoreAudit *e, Diag *d);
 
 typedef struct StoreAuditQuery {
-    const char *actor;         /* NULL: any (case-insensitive) */
-    const char *action;        /* NULL: any */
-    const char *outcome;       /* NULL: any */
-    const char *type, *rid;    /* NULL: any */
-    int64_t since, until;      /* epoch ms; until 0: no bound */
-    int64_t before_id;         /* paging: entries with id < before_id (0: from the newest) */
+    const char *actor;      /* NULL: any (case-insensitive) */
+    const char *action;     /* NULL: any */
+    const char *outcome;    /* NULL: any */
+    const char *type, *rid; /* NULL: any */
+    int64_t since, until;   /* epoch ms; until 0: no bound */
+    int64_t before_id;      /* paging: entries with id < before_id (0: from the newest) */
     size_t max;
 } StoreAuditQuery;
 
 /** Audit entries matching q, newest first (*out in a). */
-int store_audit(Store *s, Arena *a, const StoreAuditQuery *q, StoreAudit **out, size_t *n,
-                Diag *d);
+int store_audit(Store *s, Arena *a, const StoreAuditQuery *q, StoreAudit **out, size_t *n, Diag *d);
 
 /** A change awaiting the ARS's validation (the whole new version, or a deletion). */
 typedef struct StorePending {
