@@ -58,9 +58,12 @@ static void usage(FILE *f)
             "                    default SPEC/access-profiles.json\n"
             "  --validation      establishment managers' descriptive changes wait for the\n"
             "                    ARS's validation (GET /validation)\n"
+            "  --web DIR         the web interface's files (\"\" for none); default %s\n"
+            "  --tile-url URL    map tiles of the web interface ({z}/{x}/{y}; \"\": none);\n"
+            "                    default OpenStreetMap; --tile-attribution TEXT its credit\n"
             "  --spec DIR        search-parameter data directory; default %s\n"
-            "environment: ROR_DATA_DIR overrides the default of --spec\n",
-            ROR_DATA_DIR);
+            "environment: ROR_DATA_DIR overrides the default of --spec, ROR_WEB_DIR that of --web\n",
+            ROR_WEB_DIR, ROR_DATA_DIR);
 }
 
 /* ------------------------------------------------------------------ wiring */
@@ -238,6 +241,9 @@ static int cmd_serve(int argc, char **argv)
     size_t max_body = 8u << 20;
     const char *tls_cert = NULL, *tls_key = NULL, *oidc_issuer = NULL, *oidc_audience = NULL;
     const char *oidc_jwks = NULL, *profiles_path = NULL;
+    const char *web = getenv("ROR_WEB_DIR") ? getenv("ROR_WEB_DIR") : ROR_WEB_DIR;
+    const char *tile_url = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+    const char *tile_attr = "© les contributeurs d'OpenStreetMap";
     double rate_limit = 0;
     bool trust_proxy = false, cookie_secure = false, validation = false;
     static const struct option opts[] = {
@@ -260,6 +266,9 @@ static int cmd_serve(int argc, char **argv)
         {"cookie-secure", no_argument, NULL, 'c'},
         {"access-profiles", required_argument, NULL, 'P'},
         {"validation", no_argument, NULL, 'V'},
+        {"web", required_argument, NULL, 'W'},
+        {"tile-url", required_argument, NULL, 'U'},
+        {"tile-attribution", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -286,6 +295,9 @@ static int cmd_serve(int argc, char **argv)
         case 'c': cookie_secure = true; break;
         case 'P': profiles_path = optarg; break;
         case 'V': validation = true; break;
+        case 'W': web = optarg[0] ? optarg : NULL; break;
+        case 'U': tile_url = optarg; break;
+        case 'a': tile_attr = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -380,7 +392,10 @@ static int cmd_serve(int argc, char **argv)
                          .oidc_audience = oidc_audience,
                          .cookie_secure = cookie_secure,
                          .profile_codes_json = profiles,
-                         .validation = validation};
+                         .validation = validation,
+                         .web_root = web,
+                         .tile_url = tile_url,
+                         .tile_attribution = tile_attr};
         api = api_new(&ao, &d);
         rc = api ? 0 : ERR_INVALID;
     }

@@ -33,6 +33,8 @@ struct Api {
     struct SubscriptionHub *subs;
     AuthApi *auth;
     bool validation;
+    char *web_root, *tile_url, *tile_attribution;
+    void *web;
 };
 
 char *capability_build(const FhirRegistry *reg, const char *version); /* capability.c */
@@ -80,6 +82,9 @@ Api *api_new(const ApiOptions *o, Diag *d)
     Api *a = xcalloc(1, sizeof *a);
     a->auth = auth;
     a->validation = o->validation;
+    a->web_root = o->web_root ? xstrdup(o->web_root) : NULL;
+    a->tile_url = xstrdup(o->tile_url ? o->tile_url : "");
+    a->tile_attribution = xstrdup(o->tile_attribution ? o->tile_attribution : "");
     a->store = o->store;
     a->reg = o->reg;
     a->base = xstrdup(o->base_path ? o->base_path : "/fhir");
@@ -100,6 +105,10 @@ void api_free(Api *a)
     subscription_hub_free(a->subs);
     capacity_feed_free(a->feed);
     auth_api_free(a->auth);
+    web_api_free(a->web);
+    free(a->web_root);
+    free(a->tile_url);
+    free(a->tile_attribution);
     free(a->orient_api);
     free(a->base);
     free(a->capability);
@@ -1103,6 +1112,7 @@ void api_routes(Api *a, HttpServer *s)
 #undef ROUTE
     auth_api_routes(a->auth, s);
     validation_api_routes(s, a->store);
+    a->web = web_api_routes(s, a->web_root, a->tile_url, a->tile_attribution);
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
     a->feed =

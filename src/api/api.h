@@ -34,6 +34,9 @@ typedef struct ApiOptions {
     bool cookie_secure;             /* Secure session cookies over plain HTTP (TLS proxy) */
     const char *profile_codes_json; /* Ror-Profil-Utilisateur codes -> access profiles */
     bool validation;                /* managers' descriptive changes wait for the ARS */
+    const char *web_root;           /* the web interface's files; NULL: no web interface */
+    const char *tile_url;           /* map tiles ({z}/{x}/{y}); "" none */
+    const char *tile_attribution;
 } ApiOptions;
 
 /** NULL (with d set) when the authentication settings are unusable. */

@@ -87,6 +87,13 @@ int api_pending_add(HttpRequest *r, StoreTxn *t, const char *type, const char *i
  *  ERR_BUSINESS when the focus is missing or unknown. */
 int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Diag *d);
 
+/* ---------------------------------------------------------------- web interface (web_api.c) */
+
+/** Serve the web interface's files from `root` (NULL: none); free with web_api_free. */
+void *web_api_routes(HttpServer *s, const char *root, const char *tile_url,
+                     const char *tile_attribution);
+void web_api_free(void *w);
+
 /* ---------------------------------------------------------------- validation (validation_api.c) */
 
 /** GET /validation, POST /validation/{id}/approve|reject (ARS administrators). */
