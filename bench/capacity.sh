@@ -18,6 +18,9 @@
 #      acks: acknowledged vs found, values, versions, chains, current state).
 # Units: UNITS (2,000) generated RORLocations with two indicators each (bench/capacity/units.mjs),
 # imported with `ror import ndjson` once; every phase starts from a copy of that store.
+# Credentials: an account `bench` (ARS administrator) and its API key are made on that store
+# once, so every copy has them; every request of every client (curl, capload, subs.mjs,
+# verify.mjs) carries `Authorization: Bearer <key>`; the server runs with --rate-limit 0.
 # Prints a Markdown section; appends it to RESULTS when RESULTS is a path.
 #
 # Environment: DURATION (20s, phases A-C), WARMUP (2s, not measured), CONNS (64), RATE (0: as
@@ -120,20 +123,30 @@ t0=$(date +%s.%N)
 import_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 grep -q " 0 rejetées" "$tmp/import.log" || { tail -3 "$tmp/import.log" >&2; die "units rejected"; }
 log "imported $UNITS units in ${import_s}s"
+# The capacity views and writes need credentials: an ARS administrator may read and set every
+# unit's indicators. Made before any server holds the store; every phase's copy has it.
+pw=$(head -c 18 /dev/urandom | base64)
+"$ROR_BIN" user add bench --role ars-admin --data "$tmp/base" --password-stdin <<<"$pw" \
+  >"$tmp/user.log" 2>&1 || { cat "$tmp/user.log" >&2; die "ror user add failed"; }
+KEY=$("$ROR_BIN" user key bench --data "$tmp/base" 2>>"$tmp/user.log" | tail -1)
+[[ $KEY == ror_* ]] || { cat "$tmp/user.log" >&2; die "ror user key printed no key"; }
+AUTH="Bearer $KEY" # the Authorization value, for every client
 
 port=""
 serve_n=0
 start_ror() { # start_ror DATA_DIR: serve it on a free port (sets ror_pid, port)
   local data=$1 i log
-  local args=(serve --data "$data" --port 0)
+  local args=(serve --data "$data" --port 0 --rate-limit 0) # the load: one loopback address
   [[ -n $ROR_THREADS ]] && args+=(--threads "$ROR_THREADS")
   log=$tmp/serve.$((++serve_n)).log
+  : >"$log" # exists before the first grep below (the child opens it after the fork)
   "$ROR_BIN" "${args[@]}" >"$log" 2>&1 &
   ror_pid=$!
   port=""
   for ((i = 0; i < 300; i++)); do
     port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | sed 's/.*://') || true
-    if [[ -n $port ]] && curl -s -o /dev/null "http://127.0.0.1:$port/capacity/events?_count=1"; then
+    if [[ -n $port ]] && curl -s -H "Authorization: $AUTH" -o /dev/null \
+      "http://127.0.0.1:$port/capacity/events?_count=1"; then
       break
     fi
     port=""
@@ -149,10 +162,12 @@ fresh_store() { # fresh_store NAME: a copy of the imported store
 last_event_id() { # the newest event id in the history
   node -e '
     const origin = `http://127.0.0.1:${process.argv[1]}`;
+    const headers = { Authorization: process.argv[2] };
     (async () => { let a = 0;
-      for (;;) { const r = await (await fetch(`${origin}/capacity/events?after=${a}&_count=1000`)).json();
+      for (;;) { const r = await (await fetch(`${origin}/capacity/events?after=${a}&_count=1000`,
+          { headers })).json();
         if (r.events.length) a = r.events[r.events.length - 1].id;
-        if (r.events.length < 1000) { console.log(a); return; } } })();' "$port"
+        if (r.events.length < 1000) { console.log(a); return; } } })();' "$port" "$AUTH"
 }
 cpu_snapshot() { # per thread name of the server: utime+stime ticks ("name ticks" lines)
   local f
@@ -167,7 +182,7 @@ start_subs() { # start_subs COUNT FILTER AFTER NAME -> subs_pid; waits until all
   local n=$1 filter=$2 after=$3 name=$4 i
   rm -f "$tmp/$name.ready"
   node "$lib/subs.mjs" --port "$port" --count "$n" --after "$after" --filter "$filter" \
-    --ready "$tmp/$name.ready" --targets "$tmp/$name.targets" --max-seconds 600 \
+    --ready "$tmp/$name.ready" --targets "$tmp/$name.targets" --max-seconds 600 --auth "$AUTH" \
     >"$tmp/$name.json" 2>"$tmp/$name.err" &
   subs_pid=$!
   for ((i = 0; i < 600; i++)); do
@@ -180,21 +195,22 @@ start_subs() { # start_subs COUNT FILTER AFTER NAME -> subs_pid; waits until all
 }
 stop_subs() { # stop_subs NAME AFTER: the report, once every subscriber has the history's last
   local i    # event of its filter (subs.mjs drains, 60 s max)
-  node "$lib/verify.mjs" targets --port "$port" --after "$2" >"$tmp/$1.targets"
+  node "$lib/verify.mjs" targets --port "$port" --after "$2" --auth "$AUTH" >"$tmp/$1.targets"
   kill -TERM "$subs_pid" 2>/dev/null || true
   for ((i = 0; i < 700; i++)); do kill -0 "$subs_pid" 2>/dev/null || break; sleep 0.1; done
   wait "$subs_pid" 2>/dev/null || true
   subs_pid=""
   [[ -s $tmp/$1.json ]] || { cat "$tmp/$1.err" >&2; die "no report from the subscribers"; }
   # the subscribers against the history (the result is judged by report.mjs)
-  node "$lib/verify.mjs" subs --port "$port" --after "$2" --subs "$tmp/$1.json" \
+  node "$lib/verify.mjs" subs --port "$port" --after "$2" --subs "$tmp/$1.json" --auth "$AUTH" \
     >"$tmp/${1%.subs}.verify.json" || true
 }
 run_load() { # run_load NAME SECONDS RATE [extra capload args] -> $tmp/NAME.load.json
   local name=$1 secs=$2 rate=$3
   shift 3
   "$tmp/capload" --port "$port" --units "$UNITS" --conns "$CONNS" --duration "$secs" \
-    --warmup "$warm_s" --rate "$rate" --indicators "$INDICATORS" "$@" >"$tmp/$name.load.json"
+    --warmup "$warm_s" --rate "$rate" --indicators "$INDICATORS" --auth "$AUTH" "$@" \
+    >"$tmp/$name.load.json"
 }
 stop_ror() { stop_pid "$ror_pid"; ror_pid=""; }
 
@@ -250,7 +266,7 @@ phase_kill() { # E: SIGKILL mid-load, restart, every acknowledged update in the 
   start_ror "$tmp/E"
   base_id=$(last_event_id)
   "$tmp/capload" --port "$port" --units "$UNITS" --conns "$CONNS" --duration "$dur_s" \
-    --warmup 0 --rate "$RATE" --indicators "$INDICATORS" --log "$tmp/E.acks.log" \
+    --warmup 0 --rate "$RATE" --indicators "$INDICATORS" --auth "$AUTH" --log "$tmp/E.acks.log" \
     --stop-on-refused >"$tmp/E.load.json" &
   load_pid=$!
   sleep "$kill_s"
@@ -264,7 +280,7 @@ phase_kill() { # E: SIGKILL mid-load, restart, every acknowledged update in the 
   restart_ms=$(($(date +%s%3N) - t0))
   echo "{\"killAfterS\":$kill_s,\"restartMs\":$restart_ms}" >"$tmp/E.server.json"
   node "$lib/verify.mjs" acks --port "$port" --after "$base_id" --log "$tmp/E.acks.log" \
-    --units "$UNITS" >"$tmp/E.verify.json" || true
+    --units "$UNITS" --auth "$AUTH" >"$tmp/E.verify.json" || true
   stop_ror
 }
 

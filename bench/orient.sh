@@ -7,7 +7,9 @@
 #      PostgreSQL, and POINTS query points (seeded positions of establishments, jittered);
 #   2. PostgreSQL: initdb in the temp dir, started on a free loopback port (as user postgres when
 #      run as root), tables + \copy + indexes + ANALYZE;
-#   3. ror: `ror import ndjson` of the same archives into a fresh store, `ror serve`;
+#   3. ror: `ror import ndjson` of the same archives into a fresh store, an account `bench` (ARS
+#      administrator) and its API key, `ror serve --rate-limit 0`; every request to ror carries
+#      the key, so it reads with access profile 1 (sensitive units and available beds included);
 #   4. the answers of both for the first CHECK points are compared;
 #   5. PostGIS: pgbench -M prepared (req/s and client latency), then the same run with
 #      log_min_duration_statement=0 (server time: bind + execute of each statement);
@@ -220,7 +222,17 @@ ror_import=$(tail -1 "$tmp/ror-import.out")
 ror_created=$(json_get "$ror_import" created 2>/dev/null) || ror_created="?"
 ror_rejected=$(json_get "$ror_import" rejected 2>/dev/null) || ror_rejected=""
 
-ror_args=(serve --data "$tmp/ror/data" --port 0)
+# The account before the server holds the data dir; ARS administrator: access profile 1, the
+# full view, so the query is the same as before access control (nothing left out).
+pw=$(head -c 18 /dev/urandom | base64)
+"$ROR_BIN" user add bench --role ars-admin --data "$tmp/ror/data" --password-stdin <<<"$pw" \
+  >"$tmp/ror-user.log" 2>&1 || { cat "$tmp/ror-user.log" >&2; die "ror user add failed"; }
+KEY=$("$ROR_BIN" user key bench --data "$tmp/ror/data" 2>>"$tmp/ror-user.log" | tail -1)
+[[ $KEY == ror_* ]] || { cat "$tmp/ror-user.log" >&2; die "ror user key printed no key"; }
+AUTH="Authorization: Bearer $KEY"
+
+# --rate-limit 0: wrk's load comes from one loopback address.
+ror_args=(serve --data "$tmp/ror/data" --port 0 --rate-limit 0)
 [[ -z $ROR_THREADS ]] || ror_args+=(--threads "$ROR_THREADS")
 # A simple command sent to the background: $! is ror's own PID (no subshell).
 "$ROR_BIN" "${ror_args[@]}" >"$tmp/ror.out" 2>"$tmp/ror.err" &
@@ -238,7 +250,7 @@ ror_url() { # $1 lat, $2 lon
   echo "http://127.0.0.1:$ror_port/orientation?$q"
 }
 read -r _ lat lon <"$tmp/in/points.tsv"
-probe=$(curl -s -o "$tmp/probe.json" -D "$tmp/probe.hdr" -w '%{http_code}' \
+probe=$(curl -s -H "$AUTH" -o "$tmp/probe.json" -D "$tmp/probe.hdr" -w '%{http_code}' \
   "$(ror_url "$lat" "$lon")") || probe=000
 [[ $probe == 200 ]] || die "ror answered $probe to GET /orientation (not in this build?)"
 grep -qi '^server-timing: *orient;.*dur=' "$tmp/probe.hdr" ||
@@ -254,7 +266,7 @@ mkdir -p "$tmp/check"
 i=0
 while read -r idx lat lon && ((i < CHECK)); do
   i=$((i + 1))
-  curl -sSf -o "$tmp/check/ror-$idx.json" "$(ror_url "$lat" "$lon")" ||
+  curl -sSf -H "$AUTH" -o "$tmp/check/ror-$idx.json" "$(ror_url "$lat" "$lon")" ||
     die "ror failed on point $idx ($lat, $lon)"
 done <"$tmp/in/points.tsv"
 cmp_json=$(python3 "$here/orient/orient.py" compare "$tmp/pg-check.tsv" "$tmp/check" "$CHECK")
@@ -313,7 +325,7 @@ stop_pg # nothing of PostgreSQL runs during ror's measurement
 # ---------------------------------------------------------------------------------------------
 # 5b. ror: wrk
 wrk_args=(-t"$THREADS" -c"$CONNECTIONS" -s "$here/orient/wrk.lua" "http://127.0.0.1:$ror_port"
-  -- "$tmp/in/points.lua" "$need_enc" "$RADIUS_KM" "$LIMIT")
+  -- "$tmp/in/points.lua" "$need_enc" "$RADIUS_KM" "$LIMIT" "Bearer $KEY")
 log "ror: wrk warm-up ${warm_s} s, then ${dur_s} s (rate), ${dur_s} s (server time)"
 ((warm_s == 0)) || wrk -d"${warm_s}s" "${wrk_args[@]}" >/dev/null
 wrk -d"${dur_s}s" --latency "${wrk_args[@]}" >"$tmp/wrk-rate.txt"
@@ -390,7 +402,9 @@ section=$(
     $POINTS-row point table in the same statement); indexes GiST (geog), B-tree (category),
     GiST (category, geog); plan: $pg_plan
 - same answers (first $CHECK points): $cmp_line
-- ror's JSON answer: $ror_body B on average (same points)
+- ror's JSON answer: $ror_body B on average (same points); every request to ror carries
+  \`Authorization: Bearer ror_…\` (API key of an ARS administrator: access profile 1, sensitive
+  units and available beds included); \`ror serve --rate-limit 0\`
 - each system: warm-up $WARMUP, then two runs of $DURATION with $CONNECTIONS
   connections$pg_conn_note, $THREADS client threads: the first gives req/s and client latency,
   the second server time

@@ -2,6 +2,8 @@
 # bench/run.sh — ror versus nginx serving the same bytes, on loopback, in one run.
 #
 #   1. start ror on a fresh data dir (demo seed) and POST $ORGS realistic ROR Organizations (~2 KB);
+#      every request to ror (and, for the same request bytes, to nginx) carries the API key of an
+#      account `bench` (ARS administrator, access profile 1) created on the data dir beforehand;
 #   2. fetch the exact bodies of a read by id and of a 20-entry search, write them to a docroot;
 #   3. start nginx (foreground, generated config, free loopback port) serving those two files;
 #   4. wrk: ror read by id (for each of $ROR_THREADS), nginx same body, ror search, nginx same body;
@@ -64,7 +66,8 @@ start_ror() { # $1 = --threads
   local i
   : >"$tmp/ror.out"
   # A simple command sent to the background: $! is ror's own PID (no subshell).
-  "$ROR_BIN" serve --data "$tmp/data" --port 0 --seed "$SEED" --threads "$1" \
+  # --rate-limit 0: the load comes from one loopback address.
+  "$ROR_BIN" serve --data "$tmp/data" --port 0 --seed "$SEED" --threads "$1" --rate-limit 0 \
     >"$tmp/ror.out" 2>>"$tmp/ror.err" &
   ror_pid=$!
   for ((i = 0; i < 200; i++)); do
@@ -98,13 +101,26 @@ org_body() { # $1 = index
 EOF
 }
 
+# Writes (and the full view of reads) need credentials: an account `bench` (ARS administrator)
+# and an API key, made on the data dir before the first start (the restarts keep it).
+make_key() { # $1 = data dir -> sets KEY
+  local pw
+  pw=$(head -c 18 /dev/urandom | base64)
+  "$ROR_BIN" user add bench --role ars-admin --data "$1" --password-stdin <<<"$pw" \
+    >"$tmp/user.log" 2>&1 || { cat "$tmp/user.log" >&2; die "ror user add failed"; }
+  KEY=$("$ROR_BIN" user key bench --data "$1" 2>>"$tmp/user.log" | tail -1)
+  [[ $KEY == ror_* ]] || { cat "$tmp/user.log" >&2; die "ror user key printed no key"; }
+}
+acurl() { curl -H "$AUTH" "$@"; } # curl with the key
+
 # ---------------------------------------------------------------------------------------------
 # wrk
 # run_wrk NAME URL -> sets W_RPS W_P50 W_P99 W_ERR, keeps the raw output in $tmp/wrk-NAME.txt
+# nginx gets the same Authorization header (ignored there), so both parse the same request.
 run_wrk() {
   local name=$1 url=$2 out=$tmp/wrk-$1.txt
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$out"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "$AUTH" "$url" >/dev/null
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$AUTH" "$url" >"$out"
   W_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
   W_P50=$(awk '/^ +50% / {print $2}' "$out")
   W_P99=$(awk '/^ +99% / {print $2}' "$out")
@@ -116,7 +132,7 @@ run_wrk() {
 # Keep-alive check: two requests in one curl; report whether the connection was reused.
 keepalive() { # $1 url -> "yes" / "NO (...)"
   local v
-  v=$(curl -sv -o /dev/null -o /dev/null "$1" "$1" 2>&1) || true
+  v=$(acurl -sv -o /dev/null -o /dev/null "$1" "$1" 2>&1) || true
   if grep -q 'Re-using existing connection' <<<"$v" && ! grep -qi '^< Connection: close' <<<"$v"; then
     echo yes
   else
@@ -129,6 +145,8 @@ keepalive() { # $1 url -> "yes" / "NO (...)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$tmp/data" "$tmp/www/fhir/Organization" "$tmp/bodies"
 first_threads=${ROR_THREADS%% *}
+make_key "$tmp/data"
+AUTH="Authorization: Bearer $KEY"
 start_ror "$first_threads"
 base="http://127.0.0.1:$ror_port/fhir"
 log "ror on port $ror_port; POSTing $ORGS Organizations"
@@ -136,7 +154,7 @@ pick=$((ORGS / 2))
 read_id=""
 for ((i = 1; i <= ORGS; i++)); do
   org_body "$i" >"$tmp/bodies/org.json"
-  loc=$(curl -sS -o /dev/null -w '%{http_code} %header{location}' -X POST \
+  loc=$(acurl -sS -o /dev/null -w '%{http_code} %header{location}' -X POST \
     -H 'Content-Type: application/fhir+json' --data-binary "@$tmp/bodies/org.json" "$base/Organization")
   [[ $loc == 201\ * ]] || die "POST Organization #$i answered: $loc"
   if ((i == pick)); then
@@ -151,15 +169,15 @@ search_query="name=centre&_count=20"
 search_path="/fhir/Organization?$search_query"
 
 # 2. exact bodies -> docroot
-curl -sSf -o "$tmp/www/fhir/Organization/$read_id" "http://127.0.0.1:$ror_port$read_path"
-curl -sSf -o "$tmp/www/search.json" "http://127.0.0.1:$ror_port$search_path"
+acurl -sSf -o "$tmp/www/fhir/Organization/$read_id" "http://127.0.0.1:$ror_port$read_path"
+acurl -sSf -o "$tmp/www/search.json" "http://127.0.0.1:$ror_port$search_path"
 read_size=$(wc -c <"$tmp/www/fhir/Organization/$read_id")
 search_size=$(wc -c <"$tmp/www/search.json")
 search_entries=$(grep -o '"fullUrl"' "$tmp/www/search.json" | wc -l)
 search_total=$(grep -o '"total":[0-9]*' "$tmp/www/search.json" | head -1 | cut -d: -f2)
 ((search_entries == 20)) || die "search $search_path returned $search_entries entries, not 20"
-ror_hdr_read=$(curl -s -o /dev/null -w '%{size_header}' "http://127.0.0.1:$ror_port$read_path")
-ror_hdr_search=$(curl -s -o /dev/null -w '%{size_header}' "http://127.0.0.1:$ror_port$search_path")
+ror_hdr_read=$(acurl -s -o /dev/null -w '%{size_header}' "http://127.0.0.1:$ror_port$read_path")
+ror_hdr_search=$(acurl -s -o /dev/null -w '%{size_header}' "http://127.0.0.1:$ror_port$search_path")
 ror_keepalive=$(keepalive "http://127.0.0.1:$ror_port$read_path")
 log "read body $read_size B, search body $search_size B ($search_entries entries of $search_total); ror keep-alive: $ror_keepalive"
 
@@ -204,7 +222,7 @@ EOF
   nginx -p "$tmp" -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" >"$tmp/nginx.out" 2>&1 &
   nginx_pid=$!
   for ((i = 0; i < 100; i++)); do
-    if curl -s -o /dev/null "http://127.0.0.1:$port/fhir/Organization/$read_id"; then nginx_port=$port; break; fi
+    if acurl -s -o /dev/null "http://127.0.0.1:$port/fhir/Organization/$read_id"; then nginx_port=$port; break; fi
     kill -0 "$nginx_pid" 2>/dev/null || break
     sleep 0.05
   done
@@ -212,12 +230,12 @@ EOF
   stop_pid "$nginx_pid"; nginx_pid=""
 done
 [[ -n $nginx_port ]] || { cat "$tmp/nginx-error.log" "$tmp/nginx.out" >&2 2>/dev/null; die "nginx did not start"; }
-cmp -s <(curl -s "http://127.0.0.1:$nginx_port$read_path") "$tmp/www/fhir/Organization/$read_id" ||
+cmp -s <(acurl -s "http://127.0.0.1:$nginx_port$read_path") "$tmp/www/fhir/Organization/$read_id" ||
   die "nginx does not serve the read body"
-cmp -s <(curl -s "http://127.0.0.1:$nginx_port$search_path") "$tmp/www/search.json" ||
+cmp -s <(acurl -s "http://127.0.0.1:$nginx_port$search_path") "$tmp/www/search.json" ||
   die "nginx does not serve the search body"
-ngx_hdr_read=$(curl -s -o /dev/null -w '%{size_header}' "http://127.0.0.1:$nginx_port$read_path")
-ngx_hdr_search=$(curl -s -o /dev/null -w '%{size_header}' "http://127.0.0.1:$nginx_port$search_path")
+ngx_hdr_read=$(acurl -s -o /dev/null -w '%{size_header}' "http://127.0.0.1:$nginx_port$read_path")
+ngx_hdr_search=$(acurl -s -o /dev/null -w '%{size_header}' "http://127.0.0.1:$nginx_port$search_path")
 nginx_keepalive=$(keepalive "http://127.0.0.1:$nginx_port$read_path")
 log "nginx on port $nginx_port; keep-alive: $nginx_keepalive"
 
@@ -242,6 +260,7 @@ stop_ror; start_ror "$WRITE_THREADS"
 {
   echo 'wrk.method = "POST"'
   echo 'wrk.headers["Content-Type"] = "application/fhir+json"'
+  printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$KEY"
   printf 'wrk.body = [==[%s]==]\n' "$(cat "$tmp/bodies/org.json")"
 } >"$tmp/post.lua"
 out=$tmp/wrk-post.txt
@@ -267,7 +286,8 @@ if [[ -n $(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null) ]
 fi
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-wrk_cmd="wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency URL (after a $WARMUP warm-up)"
+wrk_cmd="wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -H 'Authorization: Bearer …' URL"
+wrk_cmd+=" (after a $WARMUP warm-up)"
 
 row() { # label key server-threads body
   printf '| %s | %s | %s | %s | %s | %s |%s\n' "$1" "$3" "$4" "${RPS[$2]}" "${P50[$2]}" "${P99[$2]}" \
@@ -296,6 +316,8 @@ section=$(
 - read by id: \`GET $read_path\`, body $read_size B (response headers: ror $ror_hdr_read B, nginx $ngx_hdr_read B)
 - search: \`GET /fhir/Organization?$search_query\`, $search_entries entries of total $search_total, body $search_size B (headers: ror $ror_hdr_search B, nginx $ngx_hdr_search B)
 - keep-alive: ror $ror_keepalive, nginx $nginx_keepalive
+- every request (to both servers) carries \`Authorization: Bearer ror_…\` (API key of an ARS
+  administrator: access profile 1); ror runs with \`--rate-limit 0\`
 
 $table
 

@@ -47,8 +47,8 @@ static void usage(FILE *f)
             "  --max-streams N   capacity event streams open at once (more: 503); default: the\n"
             "                    connection limit (open-files limit, raised to its maximum) - 64\n"
             "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM; TLS 1.2+) instead of HTTP\n"
-            "  --rate-limit N    requests per second per client address (burst 2N); 0 = off;\n"
-            "                    default 200\n"
+            "  --rate-limit N    requests per second per client address without credentials\n"
+            "                    (burst 2N); 0 = off; default 200\n"
             "  --trust-proxy     the client address is the last X-Forwarded-For entry (only\n"
             "                    behind a reverse proxy that sets it)\n"
             "  --oidc-issuer URL --oidc-audience AUD --oidc-jwks FILE  accept bearer JWTs of\n"
@@ -244,7 +244,7 @@ static int cmd_serve(int argc, char **argv)
     const char *web = getenv("ROR_WEB_DIR") ? getenv("ROR_WEB_DIR") : ROR_WEB_DIR;
     const char *tile_url = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
     const char *tile_attr = "© les contributeurs d'OpenStreetMap";
-    double rate_limit = 0;
+    double rate_limit = 200;
     bool trust_proxy = false, cookie_secure = false, validation = false;
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},

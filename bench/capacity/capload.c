@@ -18,7 +18,9 @@
  * Build: cc -O2 -o capload capload.c      (bench/capacity.sh builds it in its temp dir)
  * Usage: capload --port P --units N [--host 127.0.0.1] [--conns 64] [--duration 20]
  *                [--warmup 2] [--rate 0] [--indicators 1] [--log FILE]
- *                [--stop-on-refused]
+ *                [--auth "Bearer ror_…"] [--stop-on-refused]
+ *   --auth V            sent as `Authorization: V` with every request (the server wants
+ *                       credentials for writes: an API key of an account allowed to set them).
  *   --rate R            R requests/s in total (0: as fast as answered). Paced by a schedule;
  *                       latency is measured from the actual send (no coordinated-omission
  *                       correction: read p99 with that in mind when the rate is not reached).
@@ -62,6 +64,7 @@ typedef struct Conn {
 } Conn;
 
 static const char *host = "127.0.0.1";
+static char auth_line[320]; /* "Authorization: …\r\n", or empty */
 static int port, nunits, nconns = 64, indicators = 1;
 static double duration = 20, warmup = 2, rate = 0;
 static bool stop_on_refused;
@@ -208,11 +211,16 @@ static void build_request(Conn *c)
                          c->v_inst);
     }
     blen += snprintf(body + blen, sizeof body - (size_t)blen, "]}");
-    c->req_len = (size_t)snprintf(c->req, sizeof c->req,
-                                  "POST /capacity/Location/bench-cap-%06d HTTP/1.1\r\n"
-                                  "Host: %s:%d\r\nContent-Type: application/json\r\n"
-                                  "Content-Length: %d\r\n\r\n%s",
-                                  u + 1, host, port, blen, body);
+    int len = snprintf(c->req, sizeof c->req,
+                       "POST /capacity/Location/bench-cap-%06d HTTP/1.1\r\n"
+                       "Host: %s:%d\r\nContent-Type: application/json\r\n%s"
+                       "Content-Length: %d\r\n\r\n%s",
+                       u + 1, host, port, auth_line, blen, body);
+    if (len < 0 || (size_t)len >= sizeof c->req) {
+        fprintf(stderr, "capload: request too long\n");
+        exit(2);
+    }
+    c->req_len = (size_t)len;
     c->req_sent = 0;
     c->busy = true;
 }
@@ -297,7 +305,7 @@ static void on_answer(Conn *c, int status, const char *body, size_t blen, int64_
 
 int main(int argc, char **argv)
 {
-    const char *log_path = NULL;
+    const char *log_path = NULL, *auth = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--stop-on-refused") == 0) {
@@ -327,6 +335,8 @@ int main(int argc, char **argv)
             indicators = atoi(v);
         else if (strcmp(a, "--log") == 0)
             log_path = v;
+        else if (strcmp(a, "--auth") == 0)
+            auth = v;
         else {
             fprintf(stderr, "capload: unknown option %s\n", a);
             return 2;
@@ -338,6 +348,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "capload: bad settings (need --port, --units >= --conns, duration in "
                         "(warmup, 3600], indicators 1 or 2)\n");
         return 2;
+    }
+    if (auth) {
+        int n = snprintf(auth_line, sizeof auth_line, "Authorization: %s\r\n", auth);
+        if (n < 0 || (size_t)n >= sizeof auth_line || strpbrk(auth, "\r\n")) {
+            fprintf(stderr, "capload: --auth: too long or not one line\n");
+            return 2;
+        }
     }
     if (log_path && !(logf = fopen(log_path, "w")))
         die(log_path);

@@ -132,8 +132,9 @@ let out = `## Capacity load test — ${meta.date}
 
 - machine: ${meta.machine}; server, load generator and subscribers on the same cores, loopback;
   load average before/after: ${meta.loadBefore} / ${meta.loadAfter}
-- ror commit: ${meta.commit}; binary ${meta.binary}; \`ror serve --threads ${meta.threads}\`;
-  node ${meta.node}
+- ror commit: ${meta.commit}; binary ${meta.binary}; \`ror serve --threads ${meta.threads}
+  --rate-limit 0\`; node ${meta.node}; every request (updates, streams, history reads) with the API
+  key of an ARS administrator (\`Authorization: Bearer ror_…\`)
 - command: \`bench/capacity.sh\` with ${meta.settings}
 - data: ${meta.units} generated RORLocations × 2 indicators, imported in ${meta.importS} s; each
   phase on a fresh copy of that store

@@ -2,8 +2,10 @@
 // process (raw TCP, no dependency), each checking its event ids and measuring delivery latency.
 //
 //   node subs.mjs --port P --count N --after ID [--filter none|departement] [--ready FILE]
-//                 [--targets FILE] [--max-seconds S]
+//                 [--targets FILE] [--max-seconds S] [--auth 'Bearer ror_…']
 //
+// --auth: sent as the Authorization header of every subscription (the stream needs an account
+// allowed to read capacities, e.g. an ARS administrator's API key).
 // Every subscriber opens `/capacity/stream?after=ID` (plus `departement=XX` with --filter
 // departement: subscriber i follows the i-th département of units.mjs, round robin), writes
 // nothing more, and parses the chunked SSE stream minimally: the `id:` line and, in `data:`,
@@ -38,6 +40,7 @@ const filter = args.filter ?? 'none';
 const maxSeconds = Number(args['max-seconds'] ?? 600);
 const quietMs = Number(args['quiet-ms'] ?? 1500);
 const drainMaxS = Number(args['drain-max-s'] ?? 60);
+const authLine = args.auth ? `Authorization: ${args.auth}\r\n` : '';
 if (!port || !(count > 0) || !['none', 'departement'].includes(filter)) {
   console.error('usage: node subs.mjs --port P --count N --after ID [--filter none|departement] [--ready FILE]');
   process.exit(2);
@@ -82,7 +85,7 @@ class Sub {
     const s = net.connect({ port, host: '127.0.0.1' });
     this.sock = s;
     s.setNoDelay(true);
-    s.on('connect', () => s.write(`GET /capacity/stream?${q} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`));
+    s.on('connect', () => s.write(`GET /capacity/stream?${q} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n${authLine}\r\n`));
     s.on('data', (b) => this.onData(b, onReady));
     s.on('error', (e) => { this.error = e.code || String(e); });
     s.on('close', () => {

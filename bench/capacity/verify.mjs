@@ -1,6 +1,9 @@
 // bench/capacity/verify.mjs — checks against the server's history feed (GET /capacity/events,
 // commit order), read back after the load. Prints one JSON object; exit 1 when a check fails.
 //
+// Every mode takes --auth 'Bearer ror_…': the Authorization header of its requests (the
+// capacity views need an account allowed to read them, e.g. an ARS administrator's API key).
+//
 //   node verify.mjs subs --port P --after BASE --subs subs.json
 //     every subscriber received exactly the history's events after BASE that match its filter
 //     (count and sum of ids equal), and the history has no hole in its ids after BASE.
@@ -27,13 +30,14 @@ const args = Object.fromEntries(process.argv.slice(3).reduce((a, v, i, all) => {
 const mode = process.argv[2];
 const origin = `http://127.0.0.1:${Number(args.port)}`;
 const base = Number(args.after ?? 0);
+const headers = args.auth ? { Authorization: args.auth } : {};
 const KEY_INSTALLED = keyOf(INDICATORS[0]);
 const KEY_AVAILABLE = keyOf(INDICATORS[1]);
 
 async function getJson(path) {
   for (let attempt = 0; ; attempt++) {
     try {
-      const r = await fetch(`${origin}${path}`);
+      const r = await fetch(`${origin}${path}`, { headers });
       if (r.status !== 200) throw new Error(`${path}: HTTP ${r.status} ${await r.text()}`);
       return await r.json();
     } catch (e) {

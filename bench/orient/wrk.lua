@@ -1,8 +1,9 @@
 -- bench/orient.sh: wrk script for GET /orientation over a fixed list of query points.
 --
---   [ORIENT_WRK_TIMING=1] wrk ... -s wrk.lua URL -- POINTS_LUA NEED_ENC RADIUS_KM LIMIT
+--   [ORIENT_WRK_TIMING=1] wrk ... -s wrk.lua URL -- POINTS_LUA NEED_ENC RADIUS_KM LIMIT [AUTHZ]
 --
 -- POINTS_LUA: a file returning { {"lat","lon"}, ... } (written by orient.py load).
+-- AUTHZ: the Authorization header of every request ("Bearer ror_…"), if given.
 -- Without ORIENT_WRK_TIMING: requests only (the req/s run). With ORIENT_WRK_TIMING=1: also
 -- collects the `Server-Timing: orient;dur=<ms>` value of every response and prints, from done(),
 --   server-timing count=N p50=MS p99=MS missing=N bad_status=N
@@ -27,6 +28,9 @@ function init(args)
     points = dofile(args[1])
     prefix = "/orientation?need=" .. args[2] .. "&lat="
     suffix = "&radius=" .. args[3] .. "&limit=" .. args[4] .. "&widen=false"
+    if args[5] and args[5] ~= "" then
+        wrk.headers["Authorization"] = args[5]
+    end
     -- Spread the threads over the list so they do not ask the same point at the same time.
     idx = (tid * 7919) % #points
 end

@@ -689,6 +689,18 @@ static void respond_throttled(HttpRequest *r, unsigned retry_s)
     http_respond(r, 429, "application/fhir+json; charset=utf-8", body, strlen(body));
 }
 
+/* Does the request name its caller (a bearer token or key, a session cookie)? Those are
+ * accountable and checked by the gate; the per-address limit is for anonymous traffic, so that
+ * a SAMU centre or a regional system behind one address is not throttled with the crowd. A
+ * forged credential costs one lookup and gets 401. */
+static bool has_credentials(struct MHD_Connection *conn)
+{
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))
+        return true;
+    const char *cookie = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    return cookie && strstr(cookie, "ror_session=");
+}
+
 static bool has_body(struct MHD_Connection *connection)
 {
     const char *cl =
@@ -727,7 +739,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
         if (cl && strtoull(cl, NULL, 10) > s->max_body)
             c->too_large = true;
         unsigned retry = 0;
-        if (s->rate && !rate_take(s->rate, &c->key, time_mono_ns(), &retry)) {
+        if (s->rate && !has_credentials(connection) &&
+            !rate_take(s->rate, &c->key, time_mono_ns(), &retry)) {
             c->throttled = true;
             respond_throttled(&c->req, retry);
             /* With a body, answer now: libmicrohttpd then skips the body and closes the

@@ -95,7 +95,9 @@ typedef struct HttpOptions {
     const char *tls_cert_pem; /* the certificate, then its chain */
     const char *tls_key_pem;  /* its private key, unencrypted */
     /* Rate limit per client address (IPv6: per /64): a token bucket of rate_burst requests,
-     * refilled at rate_per_s per second. Over it: 429 + Retry-After, the body left unread.
+     * refilled at rate_per_s per second, for requests without credentials (no Authorization header,
+     * no session cookie: those are accountable, and checked by the gate). Over it: 429 +
+     * Retry-After, the body left unread.
      * rate_per_s <= 0: no limit. rate_burst < 1: twice rate_per_s (at least 1). At most
      * HTTP_RATE_ADDRESSES addresses are remembered (about 5 MB), the least recent forgotten. */
     double rate_per_s;

@@ -25,8 +25,9 @@ after(async () => {
   await plain?.stop();
 });
 
+// anonymous requests: the limit is for traffic without credentials
 const from = (srv, xff, path = 'metadata', opts = {}) =>
-  raw(srv.base, path, { ...opts, headers: { ...(opts.headers || {}), ...(xff ? { 'x-forwarded-for': xff } : {}) } });
+  raw(srv.base, path, { anonymous: true, ...opts, headers: { ...(opts.headers || {}), ...(xff ? { 'x-forwarded-for': xff } : {}) } });
 
 function checkThrottled(r) {
   assert.equal(r.status, 429, r.text);
@@ -114,4 +115,17 @@ test('a throttled upload is answered at once, without waiting for its body', asy
   assert.match(head, /\r\nRetry-After: \d+\r\n/i);
   // and the server still serves others
   assert.equal((await from(slow, '198.51.100.41')).status, 200);
+});
+
+test('requests with credentials are not throttled with the anonymous crowd (and bad ones get 401)', async () => {
+  for (let i = 0; i < 40; i++) {
+    const r = await raw(slow.base, 'metadata'); // the suite's administrator key
+    assert.equal(r.status, 200, `request ${i}: ${r.status}`);
+  }
+  const forged = await raw(slow.base, 'metadata', { headers: { authorization: 'Bearer ror_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } });
+  assert.equal(forged.status, 401);
+  // meanwhile the anonymous address is still limited
+  let throttled = false;
+  for (let i = 0; i < 40 && !throttled; i++) throttled = (await from(slow, null)).status === 429;
+  assert.ok(throttled);
 });
