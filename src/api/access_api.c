@@ -247,6 +247,22 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
 
 /* ------------------------------------------------------------------ reads */
 
+/* Fold into ctx the offers of a PractitionerRole. */
+static void role_offers_context(HttpRequest *r, Store *store, const json_t *role,
+                                AuthVisContext *ctx)
+{
+    size_t k;
+    json_t *sref;
+    json_array_foreach(json_object_get(role, "healthcareService"), k, sref)
+    {
+        json_t *hs = read_doc(store_reader, store, &r->arena, "HealthcareService",
+                              ref_id(&r->arena, sref, "HealthcareService"));
+        if (hs)
+            auth_visibility_offer(hs, ctx);
+        json_decref(hs);
+    }
+}
+
 /* Fold into ctx the offers found by `param`=`ref` on `type` (HealthcareService or
  * PractitionerRole: for a role, its offers are read). */
 static void context_from_search(HttpRequest *r, Store *store, const FhirRegistry *reg,
@@ -266,16 +282,7 @@ static void context_from_search(HttpRequest *r, Store *store, const FhirRegistry
             if (strcmp(type, "HealthcareService") == 0) {
                 auth_visibility_offer(doc, ctx);
             } else {
-                size_t k;
-                json_t *sref;
-                json_array_foreach(json_object_get(doc, "healthcareService"), k, sref)
-                {
-                    json_t *hs = read_doc(store_reader, store, &r->arena, "HealthcareService",
-                                          ref_id(&r->arena, sref, "HealthcareService"));
-                    if (hs)
-                        auth_visibility_offer(hs, ctx);
-                    json_decref(hs);
-                }
+                role_offers_context(r, store, doc, ctx);
             }
             json_decref(doc);
         }
@@ -292,16 +299,7 @@ static void visibility_context(HttpRequest *r, Store *store, const FhirRegistry 
     } else if (strcmp(s->type, "Location") == 0) {
         context_from_search(r, store, reg, "HealthcareService", "location", ref, ctx);
     } else if (strcmp(s->type, "PractitionerRole") == 0) {
-        size_t k;
-        json_t *sref;
-        json_array_foreach(json_object_get(doc, "healthcareService"), k, sref)
-        {
-            json_t *hs = read_doc(store_reader, store, &r->arena, "HealthcareService",
-                                  ref_id(&r->arena, sref, "HealthcareService"));
-            if (hs)
-                auth_visibility_offer(hs, ctx);
-            json_decref(hs);
-        }
+        role_offers_context(r, store, doc, ctx);
     } else if (strcmp(s->type, "Practitioner") == 0) {
         context_from_search(r, store, reg, "PractitionerRole", "practitioner", ref, ctx);
     }
