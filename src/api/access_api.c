@@ -106,7 +106,6 @@ static void org_chain(ReadFn rd, void *rctx, Arena *a, const char *id, Keys *k)
 /* What the owner lookups may search (the offers delivered at a Location). */
 typedef struct OwnerCtx {
     StoreTxn *txn;
-    const FhirRegistry *reg;
 } OwnerCtx;
 
 static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *type,
@@ -115,21 +114,18 @@ static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const
 static void offers_owners(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *loc_id,
                           Keys *k, int depth)
 {
-    QueryParam q[2] = {{.name = "location", .value = arena_printf(a, "Location/%s", loc_id)},
-                       {.name = "_count", .value = "200"}};
-    SearchPlan *plan = NULL;
-    StorePage pg;
-    if (!oc->reg || fhir_search_parse(oc->reg, "HealthcareService", q, 2, false, &plan, NULL) != 0)
+    StoreText *hs;
+    size_t n;
+    if (store_txn_referrers(oc->txn, a, "HealthcareService", "Location", loc_id, 200, &hs, &n,
+                            NULL) != 0)
         return;
-    if (store_txn_search(oc->txn, a, plan, &pg, NULL) == 0)
-        for (size_t i = 0; i < pg.nmatches; i++) {
-            json_t *hs = NULL;
-            if (json_parse(pg.matches[i].body, pg.matches[i].len, &hs, NULL) != 0)
-                continue;
-            owners_of(rd, rctx, oc, a, "HealthcareService", hs, k, depth + 1);
-            json_decref(hs);
-        }
-    search_plan_free(plan);
+    for (size_t i = 0; i < n; i++) {
+        json_t *doc = NULL;
+        if (json_parse(hs[i].text, hs[i].len, &doc, NULL) != 0)
+            continue;
+        owners_of(rd, rctx, oc, a, "HealthcareService", doc, k, depth + 1);
+        json_decref(doc);
+    }
 }
 
 static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *type,
@@ -224,7 +220,7 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
     Keys kb = {{0}, 0}, ka = {{0}, 0};
     bool admin = auth_has_role(p, AUTH_ROLE_ARS_ADMIN) && !p->read_only;
     if (!admin) { /* the ARS may write anything: no need to know the owners */
-        OwnerCtx oc = {t, api_registry(r)};
+        OwnerCtx oc = {t};
         owners_of(txn_reader, t, &oc, &r->arena, type, before, &kb, 0);
         owners_of(txn_reader, t, &oc, &r->arena, type, after, &ka, 0);
     }
@@ -263,45 +259,40 @@ static void role_offers_context(HttpRequest *r, Store *store, const json_t *role
     }
 }
 
-/* Fold into ctx the offers found by `param`=`ref` on `type` (HealthcareService or
- * PractitionerRole: for a role, its offers are read). */
-static void context_from_search(HttpRequest *r, Store *store, const FhirRegistry *reg,
-                                const char *type, const char *param, const char *ref,
-                                AuthVisContext *ctx)
+/* Fold into ctx the offers that refer to ttype/tid (for a Location), or those of the roles
+ * that refer to it (for a Practitioner). */
+static void context_from_referrers(HttpRequest *r, Store *store, const char *ttype, const char *tid,
+                                   AuthVisContext *ctx)
 {
-    QueryParam q[2] = {{.name = param, .value = ref}, {.name = "_count", .value = "200"}};
-    SearchPlan *plan = NULL;
-    StorePage pg;
-    if (fhir_search_parse(reg, type, q, 2, false, &plan, NULL) != 0)
+    bool roles = strcmp(ttype, "Practitioner") == 0;
+    StoreText *docs;
+    size_t n;
+    if (store_referrers(store, &r->arena, roles ? "PractitionerRole" : "HealthcareService", ttype,
+                        tid, 200, &docs, &n, NULL) != 0)
         return;
-    if (store_search(store, &r->arena, plan, &pg, NULL) == 0) {
-        for (size_t i = 0; i < pg.nmatches; i++) {
-            json_t *doc = NULL;
-            if (json_parse(pg.matches[i].body, pg.matches[i].len, &doc, NULL) != 0)
-                continue;
-            if (strcmp(type, "HealthcareService") == 0) {
-                auth_visibility_offer(doc, ctx);
-            } else {
-                role_offers_context(r, store, doc, ctx);
-            }
-            json_decref(doc);
-        }
+    for (size_t i = 0; i < n; i++) {
+        json_t *doc = NULL;
+        if (json_parse(docs[i].text, docs[i].len, &doc, NULL) != 0)
+            continue;
+        if (roles)
+            role_offers_context(r, store, doc, ctx);
+        else
+            auth_visibility_offer(doc, ctx);
+        json_decref(doc);
     }
-    search_plan_free(plan);
 }
 
-static void visibility_context(HttpRequest *r, Store *store, const FhirRegistry *reg,
-                               const StoredResource *s, const json_t *doc, AuthVisContext *ctx)
+static void visibility_context(HttpRequest *r, Store *store, const StoredResource *s,
+                               const json_t *doc, AuthVisContext *ctx)
 {
-    const char *ref = arena_printf(&r->arena, "%s/%s", s->type, s->id);
     if (strcmp(s->type, "HealthcareService") == 0) {
         auth_visibility_offer(doc, ctx);
     } else if (strcmp(s->type, "Location") == 0) {
-        context_from_search(r, store, reg, "HealthcareService", "location", ref, ctx);
+        context_from_referrers(r, store, "Location", s->id, ctx);
     } else if (strcmp(s->type, "PractitionerRole") == 0) {
         role_offers_context(r, store, doc, ctx);
     } else if (strcmp(s->type, "Practitioner") == 0) {
-        context_from_search(r, store, reg, "PractitionerRole", "practitioner", ref, ctx);
+        context_from_referrers(r, store, "Practitioner", s->id, ctx);
     }
 }
 
@@ -312,25 +303,28 @@ static bool filtered_type(const char *t)
            strcmp(t, "Organization") == 0 || strcmp(t, "Task") == 0;
 }
 
-const char *api_visible_body(HttpRequest *r, Store *store, const FhirRegistry *reg,
-                             const StoredResource *s, size_t *len)
+const char *api_visible_body(HttpRequest *r, Store *store, const StoredResource *s, size_t *len)
 {
     *len = s->len;
     if (s->deleted || !filtered_type(s->type))
         return s->body;
     const AuthPrincipal *p = api_principal(r);
-    bool needs_ctx = strcmp(s->type, "Organization") != 0 && strcmp(s->type, "Task") != 0;
-    if (p->profile == 1 && !needs_ctx)
-        return s->body;
-    if (p->profile == 1 && strcmp(s->type, "HealthcareService") == 0 &&
-        !strstr(s->body, "sensitive-unit"))
+    bool is_offer = strcmp(s->type, "HealthcareService") == 0;
+    /* What a Location, a role or a professional shows depends on the offers around it (one
+     * search): needed only by the profiles that may be denied sensitive or non-médico-social
+     * units. An offer carries its own flag: its reads are logged whatever the profile. */
+    bool needs_ctx = is_offer || ((strcmp(s->type, "Location") == 0 ||
+                                   strcmp(s->type, "PractitionerRole") == 0 ||
+                                   strcmp(s->type, "Practitioner") == 0) &&
+                                  p->profile != 1 && p->profile != 4);
+    if (p->profile == 1 && (!is_offer || !strstr(s->body, "sensitive-unit")))
         return s->body; /* nothing to log, nothing to filter */
     json_t *doc = NULL;
     if (json_parse(s->body, s->len, &doc, NULL) != 0)
         return p->profile == 1 ? s->body : NULL;
     AuthVisContext ctx = {0};
     if (needs_ctx)
-        visibility_context(r, store, reg, s, doc, &ctx);
+        visibility_context(r, store, s, doc, &ctx);
     if (!auth_visibility_apply(doc, p->profile, &ctx)) {
         json_decref(doc);
         return NULL;
@@ -436,7 +430,7 @@ int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Dia
         const char *owner = direct_owner(a, t, ftype, target);
         if (!owner && strcmp(ftype, "Location") == 0) {
             Keys k = {{0}, 0};
-            OwnerCtx oc = {t, api_registry(r)};
+            OwnerCtx oc = {t};
             offers_owners(txn_reader, t, &oc, a, fid, &k, 0);
             for (size_t i = 0; i < k.n && !owner; i++)
                 if (strncmp(k.k[i], "Organization/", 13) == 0)

@@ -70,7 +70,6 @@ static int resource_check(Api *a, const char *type, json_t *res, Diag *d)
 Api *api_new(const ApiOptions *o, Diag *d)
 {
     AuthApiOptions ao = {.store = o->store,
-                         .reg = o->reg,
                          .jwks = o->jwks,
                          .issuer = o->oidc_issuer,
                          .audience = o->oidc_audience,
@@ -307,7 +306,7 @@ static void respond_version(HttpRequest *r, int status, const StoredResource *s,
     if (status == 201)
         http_header_set(r, "Location", loc);
     size_t len;
-    const char *body = prefer_minimal(r) ? NULL : api_visible_body(r, a->store, a->reg, s, &len);
+    const char *body = prefer_minimal(r) ? NULL : api_visible_body(r, a->store, s, &len);
     if (!body)
         http_respond(r, status, NULL, NULL, 0);
     else
@@ -340,7 +339,7 @@ static void h_read(HttpRequest *r, void *ctx)
         return;
     }
     size_t len;
-    const char *body = api_visible_body(r, a->store, a->reg, &s, &len);
+    const char *body = api_visible_body(r, a->store, &s, &len);
     if (!body) { /* as if it did not exist: its existence is not the reader's to know */
         fail(r, ERR_NOT_FOUND, "%s/%s introuvable", s.type, s.id);
         return;
@@ -381,7 +380,7 @@ static void h_vread(HttpRequest *r, void *ctx)
         return;
     }
     size_t len;
-    const char *body = api_visible_body(r, a->store, a->reg, &s, &len);
+    const char *body = api_visible_body(r, a->store, &s, &len);
     if (!body) {
         fail(r, ERR_NOT_FOUND, "%s/%s introuvable", s.type, s.id);
         return;
@@ -429,7 +428,7 @@ static void h_history(HttpRequest *r, void *ctx)
     const char **bodies = arena_alloc(&r->arena, (n + 1) * sizeof *bodies);
     size_t *lens = arena_alloc(&r->arena, (n + 1) * sizeof *lens), shown = 0;
     for (size_t i = 0; i < n; i++) {
-        bodies[i] = api_visible_body(r, a->store, a->reg, &items[i], &lens[i]);
+        bodies[i] = api_visible_body(r, a->store, &items[i], &lens[i]);
         shown += bodies[i] != NULL;
     }
     if (n > 0 && shown == 0) {
@@ -521,7 +520,7 @@ static void entries_add(Buf *b, HttpRequest *r, Api *a, const SearchPlan *p,
 {
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        const char *body = api_visible_body(r, a->store, a->reg, &items[i], &len);
+        const char *body = api_visible_body(r, a->store, &items[i], &len);
         if (!body)
             continue;
         if (!*first)

@@ -19,8 +19,6 @@ const char *api_query(HttpRequest *r, const char *name);
 
 /* ---------------------------------------------------------------- who is asking (auth_api.c) */
 
-/** The search parameters of the server (for the access rules' own lookups). */
-const FhirRegistry *api_registry(HttpRequest *r);
 /** The principal of the request (set by the gate; the anonymous principal when none). */
 const AuthPrincipal *api_principal(HttpRequest *r);
 /** Has answered 401 (anonymous) or 403 unless the principal holds one of the roles in `mask`
@@ -46,8 +44,7 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
 /** The body the principal may see of stored resource `s` (its own text when nothing is
  *  filtered, else a filtered copy in the request arena; *len set), or NULL when its profile may
  *  not see it at all. Reads of sensitive units are noted in the audit trail. */
-const char *api_visible_body(HttpRequest *r, Store *store, const FhirRegistry *reg,
-                             const StoredResource *s, size_t *len);
+const char *api_visible_body(HttpRequest *r, Store *store, const StoredResource *s, size_t *len);
 /** May the principal read resources of `type` at all (Subscriptions: ARS and system clients;
  *  Tasks: signed-in users)? Has answered 401/403 otherwise. */
 bool api_type_readable_or_respond(HttpRequest *r, const char *type);
@@ -57,7 +54,6 @@ bool api_type_readable_or_respond(HttpRequest *r, const char *type);
 typedef struct AuthApi AuthApi;
 typedef struct AuthApiOptions {
     Store *store;
-    const FhirRegistry *reg;
     const AuthJwks *jwks;           /* NULL: bearer JWTs are refused */
     const char *issuer, *audience;  /* required with jwks */
     bool cookie_secure;             /* Secure cookies even over plain HTTP (behind TLS proxy) */

@@ -43,7 +43,6 @@ typedef struct ProfileCode {
 
 struct AuthApi {
     Store *store;
-    const FhirRegistry *reg;
     const AuthJwks *jwks;
     char *issuer, *audience;
     bool cookie_secure;
@@ -77,11 +76,6 @@ static const AuthPrincipal anonymous = {
 const AuthPrincipal *api_principal(HttpRequest *r)
 {
     return r->principal ? &((const Caller *)r->principal)->p : &anonymous;
-}
-
-const FhirRegistry *api_registry(HttpRequest *r)
-{
-    return r->principal ? ((const Caller *)r->principal)->auth->reg : NULL;
 }
 
 /* ------------------------------------------------------------------ audit queue */
@@ -736,7 +730,6 @@ AuthApi *auth_api_new(const AuthApiOptions *o, Diag *d)
 {
     AuthApi *g = xcalloc(1, sizeof *g);
     g->store = o->store;
-    g->reg = o->reg;
     g->jwks = o->jwks;
     g->issuer = o->issuer ? xstrdup(o->issuer) : NULL;
     g->audience = o->audience ? xstrdup(o->audience) : NULL;

@@ -143,8 +143,7 @@ static void h_config(HttpRequest *r, void *ctx)
 {
     Web *w = ctx;
     http_header_set(r, "Cache-Control", "no-cache");
-    http_respond(r, 200, "application/json; charset=utf-8", xstrdup(w->config),
-                 strlen(w->config));
+    http_respond(r, 200, "application/json; charset=utf-8", xstrdup(w->config), strlen(w->config));
 }
 
 void *web_api_routes(HttpServer *s, const char *root, const char *tile_url,

@@ -371,6 +371,20 @@ int store_txn_pending_decide(StoreTxn *t, int64_t id, const char *status, const 
 int store_pendings(Store *s, Arena *a, const char *status, size_t max, StorePending **out,
                    size_t *n, Diag *d);
 
+/** A resource's JSON text. */
+typedef struct StoreText {
+    const char *text;
+    size_t len;
+} StoreText;
+
+/** The live resources of `type` that refer to ttype/tid through any reference search
+ *  parameter (e.g. the HealthcareServices delivered at a Location), at most max, bodies in a.
+ *  One indexed lookup: for the access rules, which need it per resource read. */
+int store_referrers(Store *s, Arena *a, const char *type, const char *ttype, const char *tid,
+                    size_t max, StoreText **out, size_t *n, Diag *d);
+int store_txn_referrers(StoreTxn *t, Arena *a, const char *type, const char *ttype, const char *tid,
+                        size_t max, StoreText **out, size_t *n, Diag *d);
+
 /** A committed change, as the commit hook sees it. */
 typedef struct StoreChange {
     const char *type;

@@ -2397,3 +2397,47 @@ int store_pendings(Store *s, Arena *a, const char *status, size_t max, StorePend
     reader_release(s, c);
     return rc;
 }
+
+/* ------------------------------------------------------------------ referrers */
+
+static int referrers(Conn *c, Arena *a, const char *type, const char *ttype, const char *tid,
+                     size_t max, StoreText **out, size_t *n, Diag *d)
+{
+    *n = 0;
+    *out = arena_alloc(a, (max ? max : 1) * sizeof **out);
+    sqlite3_stmt *st = conn_stmt(c,
+                                 "SELECT DISTINCT r.pk, r.body FROM sp_reference x JOIN resource r"
+                                 " ON r.pk = x.res AND r.deleted = 0 AND r.type = ?1 WHERE"
+                                 " x.ttype = ?2 AND x.tid = ?3 LIMIT ?4",
+                                 d);
+    if (!st)
+        return ERR_IO;
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ttype, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, tid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)max);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        StoreText *t = &(*out)[(*n)++];
+        t->len = (size_t)sqlite3_column_bytes(st, 1);
+        t->text = arena_strndup(a, (const char *)sqlite3_column_text(st, 1), t->len);
+    }
+    int rc = step == SQLITE_DONE ? 0 : db_err(c->db, d, "referrers");
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_referrers(Store *s, Arena *a, const char *type, const char *ttype, const char *tid,
+                    size_t max, StoreText **out, size_t *n, Diag *d)
+{
+    Conn *c = reader_acquire(s);
+    int rc = referrers(c, a, type, ttype, tid, max, out, n, d);
+    reader_release(s, c);
+    return rc;
+}
+
+int store_txn_referrers(StoreTxn *t, Arena *a, const char *type, const char *ttype, const char *tid,
+                        size_t max, StoreText **out, size_t *n, Diag *d)
+{
+    return referrers(t->conn, a, type, ttype, tid, max, out, n, d);
+}
