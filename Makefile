@@ -58,7 +58,7 @@ bench: build
 fuzz:
 	scripts/setup.sh test
 	CC=clang cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DROR_FUZZ=ON >/dev/null
-	cmake --build $(BUILD)/fuzz -j$(JOBS) --target fuzz_json fuzz_search fuzz_fhirpath fuzz_finess fuzz_rpps fuzz_jwt
+	cmake --build $(BUILD)/fuzz -j$(JOBS) --target fuzz_json fuzz_search fuzz_fhirpath fuzz_finess fuzz_rpps fuzz_jwt fuzz_visibility
 	tests/fuzz/run.sh $(BUILD)/fuzz $(or $(FUZZ_SECONDS),60)
 
 format:

@@ -6,7 +6,7 @@ build=${1:?build dir}; secs=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$here/artifacts"
 status=0
-for t in json search fhirpath rpps finess jwt; do
+for t in json search fhirpath rpps finess jwt visibility; do
   work=$(mktemp -d)
   cp -r "$here/corpus/$t/." "$work/" 2>/dev/null || true
   echo "== fuzz_$t for ${secs}s"

@@ -214,6 +214,14 @@ function append(parent, children) {
     }
 }
 
+/** Replace a container's children (null/false/undefined are left out, strings become text). */
+export function put(container, ...children) {
+    const frag = document.createDocumentFragment();
+    append(frag, children);
+    container.replaceChildren(frag);
+    return container;
+}
+
 /** Replace a container's content with an error (role=alert so screen readers hear it). */
 export function showError(container, err, prefix = '') {
     const msg = err instanceof Error ? err.message : String(err);

@@ -24,7 +24,7 @@ export async function createMap(container, { center = [46.6, 2.4], zoom = 6, lab
         return null;
     }
     const cfg = await uiConfig();
-    const map = L.map(container, { zoomControl: true, attributionControl: true }).setView(center, zoom);
+    const map = L.map(container, { zoomControl: true, attributionControl: true, maxZoom: 18, minZoom: 3 }).setView(center, zoom);
     map.attributionControl.setPrefix('Leaflet');
     if (cfg.tileUrl) {
         L.tileLayer(cfg.tileUrl, { maxZoom: 19, attribution: escapeText(cfg.tileAttribution || '') }).addTo(map);
