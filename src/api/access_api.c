@@ -445,3 +445,113 @@ int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Dia
     json_decref(target);
     return 0;
 }
+
+/* ------------------------------------------------------------------ GET /capacity/mine */
+
+/* A growable set of ids in the request arena (an EJ may hold hundreds of units). */
+typedef struct Ids {
+    const char **v;
+    size_t n, cap;
+} Ids;
+
+#define IDS_MAX 20000
+
+static bool ids_has(const Ids *x, const char *id)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (strcmp(x->v[i], id) == 0)
+            return true;
+    return false;
+}
+
+static void ids_add(Ids *x, Arena *a, const char *id)
+{
+    if (!id || !id[0] || x->n >= IDS_MAX || ids_has(x, id))
+        return;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 32;
+        const char **v = arena_alloc(a, cap * sizeof *v);
+        if (x->n)
+            memcpy(v, x->v, x->n * sizeof *v);
+        x->v = v;
+        x->cap = cap;
+    }
+    x->v[x->n++] = arena_strdup(a, id);
+}
+
+/* The organisations a grant names: "Organization/<id>", or any identifier value. */
+static void grant_orgs(HttpRequest *r, Store *store, const FhirRegistry *reg, const char *key,
+                       Ids *orgs)
+{
+    if (strncmp(key, "Organization/", 13) == 0) {
+        ids_add(orgs, &r->arena, key + 13);
+        return;
+    }
+    QueryParam q[2] = {{.name = "identifier", .value = key}, {.name = "_count", .value = "50"}};
+    SearchPlan *plan = NULL;
+    StorePage pg;
+    if (fhir_search_parse(reg, "Organization", q, 2, false, &plan, NULL) != 0)
+        return;
+    if (store_search(store, &r->arena, plan, &pg, NULL) == 0)
+        for (size_t i = 0; i < pg.nmatches; i++)
+            ids_add(orgs, &r->arena, pg.matches[i].id);
+    search_plan_free(plan);
+}
+
+static void add_ids(HttpRequest *r, Store *store, const char *type, const char *ttype,
+                    const char *tid, Ids *out, Ids *locs_of_offers)
+{
+    StoreText *docs;
+    size_t n;
+    if (store_referrers(store, &r->arena, type, ttype, tid, IDS_MAX, &docs, &n, NULL) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        json_t *doc = NULL;
+        if (json_parse(docs[i].text, docs[i].len, &doc, NULL) != 0)
+            continue;
+        if (out)
+            ids_add(out, &r->arena, json_str(doc, "id"));
+        size_t k;
+        json_t *ref;
+        json_array_foreach(locs_of_offers ? json_object_get(doc, "location") : NULL, k, ref)
+            ids_add(locs_of_offers, &r->arena, ref_id(&r->arena, ref, "Location"));
+        json_decref(doc);
+    }
+}
+
+/* GET /capacity/mine: the units (Locations) whose capacities the principal may declare: those
+ * of the organisations under its manager or bed-declarer grants (managed by them, or where
+ * their offers are delivered). The ARS gets every unit with capacities through the other
+ * capacity views; this one is for establishment staff (the mobile form). */
+void api_units_mine(HttpRequest *r, Store *store, const FhirRegistry *reg)
+{
+    const AuthPrincipal *p = api_principal(r);
+    if (!api_role_or_respond(r, API_ROLE(AUTH_ROLE_MANAGER) | API_ROLE(AUTH_ROLE_BED_DECLARER),
+                             "déclarer des lits"))
+        return;
+    Ids orgs = {0}, locs = {0};
+    for (size_t i = 0; i < p->ngrants; i++)
+        if (p->grants[i].organization)
+            grant_orgs(r, store, reg, p->grants[i].organization, &orgs);
+    for (size_t i = 0; i < orgs.n; i++) /* breadth first down the partOf tree (Keys grows) */
+        add_ids(r, store, "Organization", "Organization", orgs.v[i], &orgs, NULL);
+    for (size_t i = 0; i < orgs.n; i++) {
+        add_ids(r, store, "Location", "Organization", orgs.v[i], &locs, NULL);
+        add_ids(r, store, "HealthcareService", "Organization", orgs.v[i], NULL, &locs);
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < locs.n; i++) {
+        StoredResource s;
+        json_t *doc = NULL;
+        if (store_read(store, &r->arena, "Location", locs.v[i], &s, NULL) != 0 ||
+            json_parse(s.body, s.len, &doc, NULL) != 0)
+            continue;
+        json_t *o = json_pack("{s:s, s:s, s:I}", "id", s.id, "name",
+                              json_str(doc, "name") ? json_str(doc, "name") : "", "version",
+                              (json_int_t)s.version);
+        json_array_append_new(arr, o);
+        json_decref(doc);
+    }
+    api_respond_json(r, json_pack("{s:o, s:b}", "locations", arr, "truncated",
+                                  orgs.n == IDS_MAX || locs.n == IDS_MAX));
+}

@@ -1076,6 +1076,12 @@ static void h_patch_conditional(HttpRequest *r, void *ctx)
     patch_common(r, a, NULL, cond);
 }
 
+static void h_units_mine(HttpRequest *r, void *ctx)
+{
+    Api *a = ctx;
+    api_units_mine(r, a->store, a->reg);
+}
+
 static void h_delete(HttpRequest *r, void *ctx)
 {
     Api *a = ctx;
@@ -1110,6 +1116,7 @@ void api_routes(Api *a, HttpServer *s)
     ROUTE(HTTP_GET, "/{type}/{id}/_history/{vid}", h_vread);
 #undef ROUTE
     auth_api_routes(a->auth, s);
+    http_route(s, HTTP_GET, "/capacity/mine", h_units_mine, a);
     validation_api_routes(s, a->store);
     a->web = web_api_routes(s, a->web_root, a->tile_url, a->tile_attribution);
     if (a->term)

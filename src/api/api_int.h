@@ -83,6 +83,9 @@ int api_pending_add(HttpRequest *r, StoreTxn *t, const char *type, const char *i
  *  ERR_BUSINESS when the focus is missing or unknown. */
 int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Diag *d);
 
+/** GET /capacity/mine (answers): the units whose capacities the principal may declare. */
+void api_units_mine(HttpRequest *r, Store *store, const FhirRegistry *reg);
+
 /* ---------------------------------------------------------------- web interface (web_api.c) */
 
 /** Serve the web interface's files from `root` (NULL: none); free with web_api_free. */

@@ -406,3 +406,22 @@ test('anomaly reports (RORTask): raised by a reader, routed to the owner, resolv
   // reports are not public
   assert.equal((await as('anonymous', `Task/${task.id}`)).status, 401);
 });
+
+test('GET /capacity/mine: the units a declarer or a manager may declare, and only those', async () => {
+  const ids = async (who) => {
+    const r = await as(who, '../capacity/mine');
+    assert.equal(r.status, 200, r.text);
+    return r.json.locations.map((l) => l.id);
+  };
+  const decl = await ids('declarer'); // bed-declarer of the Pitié EG
+  for (const id of ['loc-pitie-rea', 'loc-pitie-usic', 'loc-pitie-bloc']) assert.ok(decl.includes(id), id);
+  assert.ok(!decl.some((id) => /mondor|rdebre|mignot|sainte-anne/.test(id)), decl.join());
+  const mgr = await ids('manager'); // manager of the AP-HP EJ, by its FINESS number
+  for (const id of ['loc-pitie-rea', 'loc-mondor-rea', 'loc-rdebre-ped']) assert.ok(mgr.includes(id), id);
+  assert.ok(!mgr.some((id) => /mignot|sainte-anne/.test(id)), mgr.join());
+  // every unit listed really is writable by them: the form accepts it
+  const loc = (await asAdmin('Location/loc-pitie-usic')).json;
+  assert.equal((await as('declarer', '../capacity/Location/loc-pitie-usic', { method: 'POST', headers: { 'content-type': 'application/json' }, body: formFor(loc, 2) })).status, 200);
+  assert.equal((await as('reader', '../capacity/mine')).status, 403);
+  assert.equal((await as('anonymous', '../capacity/mine')).status, 401);
+});
