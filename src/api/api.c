@@ -1118,6 +1118,7 @@ void api_routes(Api *a, HttpServer *s)
     auth_api_routes(a->auth, s);
     http_route(s, HTTP_GET, "/capacity/mine", h_units_mine, a);
     validation_api_routes(s, a->store);
+    admin_api_routes(s, a->store);
     a->web = web_api_routes(s, a->web_root, a->tile_url, a->tile_attribution);
     if (a->term)
         terminology_api_routes(s, a->term, a->base);

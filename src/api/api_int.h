@@ -86,6 +86,9 @@ int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Dia
 /** GET /capacity/mine (answers): the units whose capacities the principal may declare. */
 void api_units_mine(HttpRequest *r, Store *store, const FhirRegistry *reg);
 
+/** /admin/users: accounts managed by the ARS while the server runs (admin_api.c). */
+void admin_api_routes(HttpServer *s, Store *store);
+
 /* ---------------------------------------------------------------- web interface (web_api.c) */
 
 /** Serve the web interface's files from `root` (NULL: none); free with web_api_free. */

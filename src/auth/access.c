@@ -178,3 +178,53 @@ int auth_may_write(const AuthPrincipal *p, const AuthWriteRequest *w, Diag *d)
     return diag_set(d, ERR_FORBIDDEN, "vos droits ne permettent pas de %s une ressource %s",
                     op_name(w->op), t);
 }
+
+json_t *auth_roles_normalise(const json_t *roles, Diag *d)
+{
+    if (!json_is_array(roles) || json_array_size(roles) > 64) {
+        diag_set(d, ERR_INVALID, "roles : tableau de 0 à 64 rôles attendu");
+        return NULL;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(roles, i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "role"));
+        int r = auth_role_find(name);
+        json_t *org = json_object_get(e, "organization"), *prof = json_object_get(e, "profile");
+        bool ok = json_is_object(e) && r >= 0 && json_object_size(e) <= 2;
+        json_t *n = NULL;
+        if (ok && auth_roles[r].scope == AUTH_SCOPE_ORGANIZATION) {
+            const char *o = json_string_value(org);
+            ok = o && o[0] && strlen(o) <= 256 && !prof;
+            if (ok)
+                n = json_pack("{s:s, s:s}", "role", name, "organization", o);
+        } else if (ok && auth_roles[r].scope == AUTH_SCOPE_PROFILE) {
+            ok = !org && (!prof || (json_is_integer(prof) && json_integer_value(prof) >= 0 &&
+                                    json_integer_value(prof) < AUTH_PROFILES));
+            if (ok)
+                n = prof ? json_pack("{s:s, s:I}", "role", name, "profile",
+                                     (json_int_t)json_integer_value(prof))
+                         : json_pack("{s:s}", "role", name);
+        } else if (ok) {
+            ok = !org && !prof;
+            if (ok)
+                n = json_pack("{s:s}", "role", name);
+        }
+        for (size_t k = 0; ok && k < json_array_size(out); k++)
+            ok = !json_equal(json_array_get(out, k), n);
+        if (!ok) {
+            json_decref(n);
+            json_decref(out);
+            diag_set(d, ERR_INVALID,
+                     "roles[%zu] : rôle inconnu, qualificatif manquant ou en trop, ou doublon "
+                     "(ars-admin, establishment-manager + organization, bed-declarer + "
+                     "organization, reader [+ profile], system [+ profile])",
+                     i);
+            return NULL;
+        }
+        json_array_append_new(out, n);
+    }
+    return out;
+}

@@ -243,6 +243,11 @@ typedef struct AuthPrincipal {
  *  into grants allocated in `a`. Unknown roles and malformed entries are skipped (an account
  *  never gains a right from a bad entry). */
 void auth_grants_parse(Arena *a, const char *roles_json, AuthGrant **out, size_t *n);
+/** Check an account's roles as given by an administrator (JSON array of {"role"} plus
+ *  "organization" for the scoped roles, or an optional "profile" 0..5 for reader/system) and
+ *  return them normalised (a new array, members in a fixed order). NULL with the reason in d
+ *  (ERR_INVALID) for anything else: unknown role, missing or extra qualifier, duplicates. */
+json_t *auth_roles_normalise(const json_t *roles, Diag *d);
 /** True when the principal holds `role` (any qualifier). */
 bool auth_has_role(const AuthPrincipal *p, AuthRole role);
 /** The access profile a principal reads with by default: anonymous 0; else the first of

@@ -425,3 +425,47 @@ test('GET /capacity/mine: the units a declarer or a manager may declare, and onl
   assert.equal((await as('reader', '../capacity/mine')).status, 403);
   assert.equal((await as('anonymous', '../capacity/mine')).status, 401);
 });
+
+test('accounts managed by the ARS while the server runs (/admin/users)', async () => {
+  const origin = new URL(srv.base).origin;
+  const post = (path, body, who = 'admin', method = 'POST') => as(who, `${origin}${path}`, { method, headers: { 'content-type': 'application/json' }, body });
+  const list = await as('admin', `${origin}/admin/users`);
+  assert.equal(list.status, 200);
+  assert.ok(list.json.users.some((u) => u.login === 'manager' && u.roles[0].role === 'establishment-manager'));
+  assert.ok(!JSON.stringify(list.json).includes('argon2'), 'no password hash is ever shown');
+  // only the ARS
+  assert.equal((await as('manager', `${origin}/admin/users`)).status, 403);
+  assert.equal((await post('/admin/users', { login: 'x', roles: [] }, 'manager')).status, 403);
+  assert.equal((await as('anonymous', `${origin}/admin/users`)).status, 401);
+  // bad roles are refused, nothing created
+  for (const roles of [[{ role: 'bed-declarer' }], [{ role: 'root' }], [{ role: 'reader', profile: 9 }], [{ role: 'ars-admin', organization: 'x' }], 'ars-admin']) {
+    const r = await post('/admin/users', { login: 'infirmier-nuit', roles });
+    assert.equal(r.status, 400, JSON.stringify(roles));
+  }
+  assert.ok(!(await as('admin', `${origin}/admin/users`)).json.users.some((u) => u.login === 'infirmier-nuit'));
+  // create: the password is shown once and works
+  const made = await post('/admin/users', { login: 'infirmier-nuit', name: 'Infirmier de nuit', roles: [{ role: 'bed-declarer', organization: 'Organization/eg-pitie' }] });
+  assert.equal(made.status, 200, made.text);
+  assert.equal(made.json.updatedBy, ADMIN_LOGIN);
+  const pw = made.json.newPassword;
+  assert.ok(pw && pw.length >= 20);
+  const login = (password) => raw(origin, '/auth/login', { method: 'POST', anonymous: true, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: 'infirmier-nuit', password }) });
+  const ok = await login(pw);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json.roles[0].role, 'bed-declarer');
+  const cookie = ok.headers.get('set-cookie').split(';')[0];
+  // roles changed, then disabled: its session ends at once
+  const rr = await post('/admin/users/infirmier-nuit/roles', { roles: [{ role: 'reader' }] }, 'admin', 'PUT');
+  assert.equal(rr.status, 200, rr.text);
+  assert.deepEqual(rr.json.roles, [{ role: 'reader' }]);
+  assert.equal((await raw(origin, '/auth/session', { headers: { cookie } })).json.roles[0].role, 'reader');
+  assert.equal((await post('/admin/users/infirmier-nuit/disable', {})).status, 200);
+  assert.equal((await raw(origin, '/auth/session', { headers: { cookie } })).json.login, null);
+  assert.equal((await login(pw)).status, 401);
+  assert.equal((await post('/admin/users/infirmier-nuit/enable', {})).status, 200);
+  const np = await post('/admin/users/infirmier-nuit/password', {});
+  assert.equal((await login(pw)).status, 401, 'the old password no longer works');
+  assert.equal((await login(np.json.newPassword)).status, 200);
+  assert.equal((await post(`/admin/users/${ADMIN_LOGIN}/disable`, {})).status, 400, 'not oneself');
+  assert.equal((await post('/admin/users/personne/disable', {})).status, 404);
+});
