@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 
 want=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
       libutf8proc-dev zlib1g-dev libproj-dev proj-data libsodium-dev libcurl4-openssl-dev
-      librhonabwy-dev)
+      librhonabwy-dev nodejs npm)
 case "${1:-}" in
-  test) want+=(libcmocka-dev nodejs npm clang libclang-rt-14-dev) ;;
+  test) want+=(libcmocka-dev clang libclang-rt-14-dev chromium) ;;
   bench) want+=(libcmocka-dev wrk nginx-light time) ;;
 esac
 missing=()
@@ -28,6 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# npm packages, pinned by their package-lock.json: the web interface's map (always: `make run`
+# serves it), the API and browser test clients (test)
+npm_ci() { (cd "$1" && { [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }); }
+npm_ci web
 if [ "${1:-}" = test ]; then
-  (cd tests/blackbox && { [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; })
+  npm_ci tests/blackbox
+  npm_ci tests/browser
 fi

@@ -32,8 +32,10 @@ const hourFmt = new Intl.DateTimeFormat('fr-FR', { hour: '2-digit', minute: '2-d
 export function timeSeriesChart(series, { title, from, to = Date.now() } = {}) {
     const drawn = series.filter((s) => s.points.length);
     if (!drawn.length) return el('p', { class: 'muted' }, 'Aucune déclaration sur la période.');
-    const t0 = from ?? Math.min(...drawn.map((s) => s.points[0].t));
     const t1 = Math.max(to, ...drawn.map((s) => s.points[s.points.length - 1].t));
+    // from the first declaration (at least two hours back, so that recent points are not squeezed
+    // against the right edge), or the window asked for
+    const t0 = from ?? Math.min(t1 - 2 * 3600000, ...drawn.map((s) => s.points[0].t - 0.05 * (t1 - s.points[0].t)));
     const span = Math.max(t1 - t0, 60000);
     const vmax = Math.max(1, ...drawn.flatMap((s) => s.points.map((p) => p.v ?? 0)));
     const ticks = yTicks(vmax);

@@ -53,7 +53,18 @@ export function pinIcon(n, cls = '') {
 /** A marker cluster group when the plug-in is loaded, else a plain layer group. */
 export function clusterGroup() {
     const L = window.L;
-    return L.markerClusterGroup ? L.markerClusterGroup({ showCoverageOnHover: false, maxClusterRadius: 45 }) : L.layerGroup();
+    if (!L.markerClusterGroup) return L.layerGroup();
+    return L.markerClusterGroup({
+        showCoverageOnHover: false,
+        maxClusterRadius: 45,
+        animate: false, // less motion, and the map is at rest once it has moved
+        // the plug-in's icon, with words for screen readers
+        iconCreateFunction: (cluster) => {
+            const n = cluster.getChildCount();
+            const size = n < 10 ? 'small' : n < 100 ? 'medium' : 'large';
+            return L.divIcon({ html: `<div><span>${n}<span class="visually-hidden"> résultats</span></span></div>`, className: `marker-cluster marker-cluster-${size}`, iconSize: L.point(40, 40) });
+        },
+    });
 }
 
 /** Fit the map to points ([[lat, lon], ...]); a single point gets a town-level zoom. */

@@ -200,7 +200,11 @@ function drawMap(res) {
         L.marker(ll, { icon: pinIcon('', 'place'), title: `Lieu de recherche : ${res.place.label}`, alt: 'Lieu de recherche', keyboard: false }).addTo(placeLayer);
         pts.push(ll);
     }
-    fitTo(map, pts);
+    // at rest once the view has moved (the tests and screen readers' users wait for it)
+    $('map').dataset.settled = 'false';
+    map.once('moveend', () => { $('map').dataset.settled = 'true'; });
+    if (pts.length) fitTo(map, pts);
+    else $('map').dataset.settled = 'true';
 }
 
 function highlight(rank) {
