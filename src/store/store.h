@@ -311,7 +311,8 @@ int store_accounts(Store *s, Arena *a, StoreAccount **out, size_t *n, Diag *d);
  *  revoked. ERR_NOT_FOUND. */
 int store_apikey_account(Store *s, Arena *a, const char *hash, StoreAccount *out, Diag *d);
 
-/** A web session: the hash of its token (the token itself is only in the user's cookie). */
+/** A web session: the hash of its token (the token itself is only in the user's cookie).
+ *  Sessions expired by now are removed first. */
 int store_txn_session_add(StoreTxn *t, const char *hash, int64_t account, const char *csrf,
                           int64_t expires, const char *address, Diag *d);
 /** The account of a session unexpired at `now` (epoch ms), its CSRF token (in a) and expiry.

@@ -2126,9 +2126,15 @@ int store_apikey_account(Store *s, Arena *a, const char *hash, StoreAccount *out
 
 /* ------------------------------------------------------------------ sessions */
 
+static int exec_bound(Conn *c, const char *sql, const char *text, int64_t num, Diag *d);
+
 int store_txn_session_add(StoreTxn *t, const char *hash, int64_t account, const char *csrf,
                           int64_t expires, const char *address, Diag *d)
 {
+    /* sessions expire unattended: each sign-in sweeps the expired ones */
+    int rc = exec_bound(t->conn, "DELETE FROM session WHERE expires <= ?1", NULL, time_now_ms(), d);
+    if (rc != 0)
+        return rc;
     sqlite3_stmt *st = conn_stmt(t->conn,
                                  "INSERT INTO session(hash, account, csrf, created, expires, "
                                  "address) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
