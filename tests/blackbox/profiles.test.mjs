@@ -155,3 +155,23 @@ test('orientation and capacity views by profile', async () => {
   assert.equal((await read('p0', 'Subscription')).status, 401);
   assert.equal((await read('p4', 'Subscription')).status, 403);
 });
+
+test('the ARS\'s reads of sensitive units are logged too, whatever the stored text\'s layout', async () => {
+  const count = async (id) => (await raw(origin, `/audit?actor=admin-tests&action=read&type=HealthcareService&id=${id}&_count=1000`)).json.entry?.length || 0;
+  const before = await count('hs-sainte-anne-usip');
+  assert.equal((await read('p1', 'HealthcareService/hs-sainte-anne-usip')).status, 200);
+  assert.equal(await count('hs-sainte-anne-usip'), before + 1);
+  const plain = await count('hs-pitie-usic');
+  assert.equal((await read('p1', 'HealthcareService/hs-pitie-usic')).status, 200);
+  assert.equal(await count('hs-pitie-usic'), plain, 'a unit that is not sensitive is not logged');
+  // the client's text is kept as sent: pretty-printed, the flag's members in the other order
+  const hs = (await read('p1', 'HealthcareService/hs-pitie-usic')).json;
+  delete hs.meta;
+  hs.extension = hs.extension.map((x) => (x.url.endsWith('ror-healthcareservice-sensitive-unit') ? { valueBoolean: true, url: x.url } : x));
+  // (return=minimal: the answer to the write would itself be a read of the unit)
+  const put = await raw(srv.base, 'HealthcareService/hs-pitie-usic', { method: 'PUT', headers: { ...FHIR_JSON, prefer: 'return=minimal' }, body: JSON.stringify(hs, null, 3) });
+  assert.equal(put.status, 200, put.text);
+  assert.equal((await read('p1', 'HealthcareService/hs-pitie-usic')).status, 200);
+  assert.equal(await count('hs-pitie-usic'), plain + 1, JSON.stringify((await raw(origin, '/audit?type=HealthcareService&id=hs-pitie-usic&_count=1000')).json.entry.map((e) => [e.resource.subtype[0].code, e.resource.agent[0].who.display, e.resource.outcomeDesc])));
+  assert.equal((await read('p2', 'HealthcareService/hs-pitie-usic')).status, 404, 'and now hidden from profile 2');
+});
