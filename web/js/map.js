@@ -18,6 +18,7 @@ export function uiConfig() {
 /** A Leaflet map in `container` (metropolitan France by default); null without Leaflet. */
 export async function createMap(container, { center = [46.6, 2.4], zoom = 6, label = 'Carte' } = {}) {
     const L = window.L;
+    container.setAttribute('role', 'region');
     container.setAttribute('aria-label', label);
     if (!L) {
         container.replaceChildren(el('p', { class: 'map-note' }, 'Carte indisponible (bibliothèque cartographique non chargée).'));

@@ -108,13 +108,52 @@ async function organizationTree(roots) {
 }
 
 /**
- * The units of the session's establishment grants (bed declarer, establishment manager): the
- * Locations of the offers of the organisations under the grant, and those they manage directly.
- * Units without any indicator are included (the form can add some).
+ * The units of the session's establishment grants (bed declarer, establishment manager): the list
+ * is the server's (GET /capacity/mine: managed by the organisations under the grants, or where
+ * their offers are delivered); the FHIR search of those organisations' offers adds the names of
+ * the establishments and the unit types. Units without any indicator are included (the form can
+ * add some).
  */
 export async function unitsOfGrants(session) {
     const types = await unitTypes();
     const grants = (session.roles || []).filter((r) => ['bed-declarer', 'establishment-manager'].includes(r.role) && r.organization);
+    if (!grants.length) return [];
+    const [mine, entries] = await Promise.all([api('/capacity/mine'), grantEntries(grants)]);
+    const described = new Map(assemble(entries, types).map((u) => [u.id, u]));
+    const services = entries.map((e) => e.resource).filter((r) => r.resourceType === 'HealthcareService');
+    const orgs = new Map(entries.map((e) => e.resource).filter((r) => r.resourceType === 'Organization').map((o) => [o.id, o]));
+    const units = [];
+    for (const l of mine.locations || []) {
+        const u = described.get(l.id);
+        if (u) {
+            u.version = l.version;
+            units.push(u);
+            continue;
+        }
+        // A unit shared with a sensitive offer is hidden from the declarer's access profile (2)
+        // in FHIR reads, yet its beds are the declarer's to declare: its indicators come from
+        // the capacity view, its establishment from the offers delivered there.
+        let cur;
+        try {
+            cur = await api(`/capacity/Location/${encodeURIComponent(l.id)}`);
+        } catch {
+            continue;
+        }
+        const hs = services.filter((s) => (s.location || []).some((x) => x.reference === `Location/${l.id}`));
+        const orgRef = hs.find((s) => s.providedBy)?.providedBy.reference || '';
+        const orgId = orgRef.replace(/^Organization\//, '');
+        units.push({
+            id: l.id, name: l.name || hs.map((s) => s.name).join(' / ') || l.id, location: null, services: hs,
+            org: { id: orgId, ref: orgRef, name: orgs.get(orgId)?.name || orgId || '' },
+            commune: '', dep: '', unitType: unitTypeOf(hs, types), version: l.version,
+            indicators: (cur.indicators || []).map((i) => ({ key: i.indicator, dims: i.dimensions, nb: i.nbCapacity ?? i.lastKnown, updateDate: i.updateDate })),
+        });
+    }
+    return units.sort((a, b) => a.org.name.localeCompare(b.org.name, 'fr') || a.name.localeCompare(b.name, 'fr'));
+}
+
+/** The offers, units and organisations under the grants, by FHIR search (for their names). */
+async function grantEntries(grants) {
     const roots = new Set();
     for (const g of grants) for (const id of await grantOrganizations(g.organization)) roots.add(id);
     if (!roots.size) return [];
@@ -125,5 +164,5 @@ export async function unitsOfGrants(session) {
         entries.push(...await searchAll(`/fhir/HealthcareService${qs({ organization: chunk, _include: ['HealthcareService:location', 'HealthcareService:organization'], _count: 200 })}`));
         entries.push(...await searchAll(`/fhir/Location${qs({ organization: chunk, _include: 'Location:organization', _count: 200 })}`));
     }
-    return assemble(entries, types);
+    return entries;
 }
