@@ -105,7 +105,8 @@ static void org_chain(ReadFn rd, void *rctx, Arena *a, const char *id, Keys *k)
 
 /* What the owner lookups may search (the offers delivered at a Location). */
 typedef struct OwnerCtx {
-    StoreTxn *txn;
+    StoreTxn *txn; /* inside a write; else */
+    Store *store;  /* for a read */
 } OwnerCtx;
 
 static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *type,
@@ -116,8 +117,10 @@ static void offers_owners(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, c
 {
     StoreText *hs;
     size_t n;
-    if (store_txn_referrers(oc->txn, a, "HealthcareService", "Location", loc_id, 200, &hs, &n,
-                            NULL) != 0)
+    if ((oc->txn ? store_txn_referrers(oc->txn, a, "HealthcareService", "Location", loc_id, 200,
+                                       &hs, &n, NULL)
+                 : store_referrers(oc->store, a, "HealthcareService", "Location", loc_id, 200, &hs,
+                                   &n, NULL)) != 0)
         return;
     for (size_t i = 0; i < n; i++) {
         json_t *doc = NULL;
@@ -220,7 +223,7 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
     Keys kb = {{0}, 0}, ka = {{0}, 0};
     bool admin = auth_has_role(p, AUTH_ROLE_ARS_ADMIN) && !p->read_only;
     if (!admin) { /* the ARS may write anything: no need to know the owners */
-        OwnerCtx oc = {t};
+        OwnerCtx oc = {t, NULL};
         owners_of(txn_reader, t, &oc, &r->arena, type, before, &kb, 0);
         owners_of(txn_reader, t, &oc, &r->arena, type, after, &ka, 0);
     }
@@ -239,6 +242,21 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
                                                  : "delete",
                        "failure", type, json_str(after ? after : before, "id"), 0, d->msg);
     return rc;
+}
+
+bool api_owned(HttpRequest *r, Store *store, const char *type, const json_t *doc)
+{
+    const AuthPrincipal *p = api_principal(r);
+    Keys k = {{0}, 0};
+    OwnerCtx oc = {NULL, store};
+    owners_of(store_reader, store, &oc, &r->arena, type, doc, &k, 0);
+    for (size_t i = 0; i < p->ngrants; i++) {
+        const AuthGrant *g = &p->grants[i];
+        if ((g->role == AUTH_ROLE_MANAGER || g->role == AUTH_ROLE_BED_DECLARER) &&
+            g->organization && keys_has(&k, g->organization))
+            return true;
+    }
+    return false;
 }
 
 /* ------------------------------------------------------------------ reads */
@@ -328,6 +346,12 @@ static int offer_sensitive_scan(const char *s, size_t len)
     return -1;
 }
 
+static bool owner_type(const char *t)
+{
+    return strcmp(t, "HealthcareService") == 0 || strcmp(t, "Location") == 0 ||
+           strcmp(t, "PractitionerRole") == 0 || strcmp(t, "Organization") == 0;
+}
+
 static bool filtered_type(const char *t)
 {
     return strcmp(t, "HealthcareService") == 0 || strcmp(t, "Location") == 0 ||
@@ -364,6 +388,16 @@ const char *api_visible_body(HttpRequest *r, Store *store, const StoredResource 
     AuthVisContext ctx = {0};
     if (needs_ctx)
         visibility_context(r, store, s, doc, &ctx);
+    /* establishment staff see their own organisations' resources in full (a declarer must see
+     * its unit even when a sensitive offer shares it) */
+    if (p->profile != 1 && owner_type(s->type) &&
+        (auth_has_role(p, AUTH_ROLE_MANAGER) || auth_has_role(p, AUTH_ROLE_BED_DECLARER)) &&
+        api_owned(r, store, s->type, doc)) {
+        json_decref(doc);
+        if (ctx.sensitive)
+            api_audit_note(r, "read", "success", s->type, s->id, s->version, "unité sensible");
+        return s->body;
+    }
     if (!auth_visibility_apply(doc, p->profile, &ctx)) {
         json_decref(doc);
         return NULL;
@@ -469,7 +503,7 @@ int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Dia
         const char *owner = direct_owner(a, t, ftype, target);
         if (!owner && strcmp(ftype, "Location") == 0) {
             Keys k = {{0}, 0};
-            OwnerCtx oc = {t};
+            OwnerCtx oc = {t, NULL};
             offers_owners(txn_reader, t, &oc, a, fid, &k, 0);
             for (size_t i = 0; i < k.n && !owner; i++)
                 if (strncmp(k.k[i], "Organization/", 13) == 0)

@@ -25,9 +25,15 @@ const AuthPrincipal *api_principal(HttpRequest *r);
  *  (bits 1 << AuthRole). Returns true when the request may go on. */
 bool api_role_or_respond(HttpRequest *r, unsigned mask, const char *what);
 #define API_ROLE(x) (1u << (x))
-/** Readers of the capacity views: the ARS, regulation readers (profile 4) and establishment
- *  staff (managers, bed declarers); system clients reading with profile 1 or 4. */
+/** Readers of the regional capacity views (aggregates, stale units, the event feed and stream):
+ *  whoever reads with access profile 1 (the ARS) or 4 (regulation). */
 bool api_capacity_reader_or_respond(HttpRequest *r);
+/** Readers of one unit's capacities: those of the regional views, and the establishment staff
+ *  (managers, bed declarers) whose organisation owns the unit. */
+bool api_capacity_unit_reader_or_respond(HttpRequest *r, Store *store, const char *location_id);
+/** Does one of the principal's establishment grants (manager, bed declarer) cover the owners
+ *  of `doc` (a resource of `type`)? Its own units are shown to it in full. */
+bool api_owned(HttpRequest *r, Store *store, const char *type, const json_t *doc);
 /** Queue an audit entry for this request's principal and address (written in batches by a
  *  background thread, within about a second; lost only if the process dies before). */
 void api_audit_note(HttpRequest *r, const char *action, const char *outcome, const char *type,

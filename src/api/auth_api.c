@@ -57,6 +57,7 @@ struct AuthApi {
     bool started, stopping;
     StoreAudit *queue;
     size_t nqueue, cap;
+    int writing; /* batches taken from the queue and not yet committed */
     uint64_t lost;
 };
 
@@ -119,6 +120,7 @@ static void audit_flush_locked(AuthApi *g)
         AuditBatch b = {g->queue, g->nqueue};
         g->queue = NULL;
         g->nqueue = g->cap = 0;
+        g->writing++;
         pthread_mutex_unlock(&g->mu);
         Diag d = {{0}, {0}};
         if (store_write(g->store, txn_audit, &b, &d) != 0)
@@ -127,6 +129,8 @@ static void audit_flush_locked(AuthApi *g)
             audit_entry_free(&b.e[i]);
         free(b.e);
         pthread_mutex_lock(&g->mu);
+        g->writing--;
+        pthread_cond_broadcast(&g->cv);
     }
 }
 
@@ -178,10 +182,8 @@ static void audit_push(AuthApi *g, const StoreAudit *e)
                                          .version = e->version,
                                          .address = dup_or_null(e->address),
                                          .detail = dup_or_null(e->detail ? e->detail : "")};
-    if (g->nqueue >= AUDIT_BATCH)
-        pthread_cond_signal(&g->cv);
-    else if (g->nqueue == 1)
-        pthread_cond_signal(&g->cv);
+    if (g->nqueue >= AUDIT_BATCH || g->nqueue == 1)
+        pthread_cond_broadcast(&g->cv); /* readers of /audit may wait on it too */
     pthread_mutex_unlock(&g->mu);
 }
 
@@ -458,10 +460,27 @@ bool api_capacity_reader_or_respond(HttpRequest *r)
     const AuthPrincipal *p = api_principal(r);
     if (p->login && (p->profile == 1 || p->profile == 4))
         return true;
-    return api_role_or_respond(r,
-                               API_ROLE(AUTH_ROLE_ARS_ADMIN) | API_ROLE(AUTH_ROLE_MANAGER) |
-                                   API_ROLE(AUTH_ROLE_BED_DECLARER),
-                               "consulter les capacités en lits");
+    return api_role_or_respond(r, API_ROLE(AUTH_ROLE_ARS_ADMIN) | API_ROLE(AUTH_ROLE_READER),
+                               "consulter les capacités en lits de la région");
+}
+
+bool api_capacity_unit_reader_or_respond(HttpRequest *r, Store *store, const char *location_id)
+{
+    const AuthPrincipal *p = api_principal(r);
+    if (p->login && (p->profile == 1 || p->profile == 4))
+        return true;
+    if (!auth_has_role(p, AUTH_ROLE_MANAGER) && !auth_has_role(p, AUTH_ROLE_BED_DECLARER))
+        return api_capacity_reader_or_respond(r);
+    StoredResource s;
+    json_t *doc = NULL;
+    bool owned = store_read(store, &r->arena, "Location", location_id, &s, NULL) == 0 &&
+                 json_parse(s.body, s.len, &doc, NULL) == 0 && api_owned(r, store, "Location", doc);
+    json_decref(doc);
+    if (owned)
+        return true;
+    api_audit_note(r, "access", "failure", "Location", location_id, 0, r->path);
+    api_fail(r, ERR_FORBIDDEN, "%s", "ce lieu n'est pas une unité de votre organisation");
+    return false;
 }
 
 /* ------------------------------------------------------------------ sign-in */
@@ -698,9 +717,11 @@ static void h_audit(HttpRequest *r, void *ctx)
         http_fail(r, ERR_INVALID, &d);
         return;
     }
-    /* what was noted until now is in the answer */
+    /* what was noted until now is in the answer: written here, or by the audit thread */
     pthread_mutex_lock(&g->mu);
     audit_flush_locked(g);
+    while (g->writing > 0)
+        pthread_cond_wait(&g->cv, &g->mu);
     pthread_mutex_unlock(&g->mu);
     StoreAudit *rows;
     size_t n;
@@ -771,7 +792,7 @@ void auth_api_stop(AuthApi *g)
         return;
     pthread_mutex_lock(&g->mu);
     g->stopping = true;
-    pthread_cond_signal(&g->cv);
+    pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
     pthread_join(g->thread, NULL);
     g->started = false;

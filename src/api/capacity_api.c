@@ -170,9 +170,9 @@ static int64_t instant_of(json_t *o, const char *key, int64_t dflt)
 
 static void h_location(HttpRequest *r, void *ctx)
 {
-    if (!api_capacity_reader_or_respond(r))
-        return;
     CapacityFeed *f = ctx;
+    if (!api_capacity_unit_reader_or_respond(r, f->store, r->params[0]))
+        return;
     Store *s = f->store;
     static const char *const allowed[] = {"_at", NULL};
     const char *id = r->params[0];
@@ -615,7 +615,7 @@ static void events_respond(HttpRequest *r, Store *s, StoreCapacityQuery *q)
 
 static void h_location_events(HttpRequest *r, void *ctx)
 {
-    if (!api_capacity_reader_or_respond(r))
+    if (!api_capacity_unit_reader_or_respond(r, ctx, r->params[0]))
         return;
     static const char *const allowed[] = {"indicator", "_since", "_until", "_count", "after", NULL};
     StoreCapacityQuery q = {

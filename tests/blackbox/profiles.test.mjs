@@ -13,7 +13,9 @@ const level = (url, code) => ({ url, valueCodeableConcept: { coding: [{ system: 
 let srv, origin;
 const keys = {};
 // who reads with which profile (the profile each grant gives; anonymous is 0)
-const READERS = { p1: null, p4: ['reader'], p2: ['system:2'], p3: ['system:3'], p5: ['system:5'] };
+const READERS = { p1: null, p4: ['reader'], p2: ['system:2'], p3: ['system:3'], p5: ['system:5'],
+  // establishment staff (profile 2): Sainte-Anne's and Pitié's bed declarers
+  saDecl: ['bed-declarer:Organization/eg-sainte-anne'], pitieDecl: ['bed-declarer:750999039'] };
 
 function telecom(code) {
   return { system: 'phone', value: `01000000${code}${code}`, extension: [
@@ -174,4 +176,24 @@ test('the ARS\'s reads of sensitive units are logged too, whatever the stored te
   assert.equal((await read('p1', 'HealthcareService/hs-pitie-usic')).status, 200);
   assert.equal(await count('hs-pitie-usic'), plain + 1, JSON.stringify((await raw(origin, '/audit?type=HealthcareService&id=hs-pitie-usic&_count=1000')).json.entry.map((e) => [e.resource.subtype[0].code, e.resource.agent[0].who.display, e.resource.outcomeDesc])));
   assert.equal((await read('p2', 'HealthcareService/hs-pitie-usic')).status, 404, 'and now hidden from profile 2');
+});
+
+test('establishment staff see their own units in full, and only their own units\' capacities', async () => {
+  // loc-sainte-anne-psy is shared with a sensitive offer: hidden from profile 2...
+  assert.equal((await read('pitieDecl', 'Location/loc-sainte-anne-psy')).status, 404);
+  // ...but not from the establishment it belongs to
+  const own = await read('saDecl', 'Location/loc-sainte-anne-psy');
+  assert.equal(own.status, 200);
+  assert.deepEqual(own.json, (await read('p1', 'Location/loc-sainte-anne-psy')).json, 'in full');
+  assert.equal((await read('saDecl', 'HealthcareService/hs-sainte-anne-usip')).status, 200);
+  // one unit's capacities: its own staff, the ARS and regulation; not another establishment's
+  for (const [who, want] of [['saDecl', 200], ['p1', 200], ['p4', 200], ['pitieDecl', 403], ['p2', 403], ['p0', 401]]) {
+    assert.equal((await read(who, '../capacity/Location/loc-sainte-anne-psy')).status, want, `${who} capacity`);
+    assert.equal((await read(who, '../capacity/Location/loc-sainte-anne-psy/events')).status, want, `${who} events`);
+  }
+  // the regional views are for the ARS and regulation only
+  for (const path of ['../capacity/aggregate?level=region', '../capacity/stale', '../capacity/events']) {
+    assert.equal((await read('pitieDecl', path)).status, 403, path);
+    assert.equal((await read('p4', path)).status, 200, path);
+  }
 });
