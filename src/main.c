@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "api/api.h"
@@ -27,43 +28,44 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ror <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  serve     start the FHIR server\n"
-            "  import    import reference data or FHIR files (ror import --help)\n"
-            "  user      accounts: add, passwd, disable, grant, key, list (ror user --help)\n"
-            "  version   print the version\n"
-            "\n"
-            "serve options:\n"
-            "  --data DIR        data directory (store file ror.db); default ./ror-data\n"
-            "  --port N          TCP port (0 = any free port); default 8080\n"
-            "  --bind ADDR       IPv4 address to listen on; default 127.0.0.1\n"
-            "  --threads N       HTTP worker threads; default 8\n"
-            "  --max-body BYTES  largest request body accepted; default 8388608\n"
-            "  --seed FILE       load this FHIR Bundle when the store is empty (demo data)\n"
-            "  --query-timeout MS  searches running longer are abandoned (413); default 10000\n"
-            "  --max-streams N   capacity event streams open at once (more: 503); default: the\n"
-            "                    connection limit (open-files limit, raised to its maximum) - 64\n"
-            "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM; TLS 1.2+) instead of HTTP\n"
-            "  --rate-limit N    requests per second per client address without credentials\n"
-            "                    (burst 2N); 0 = off; default 200\n"
-            "  --trust-proxy     the client address is the last X-Forwarded-For entry (only\n"
-            "                    behind a reverse proxy that sets it)\n"
-            "  --oidc-issuer URL --oidc-audience AUD --oidc-jwks FILE  accept bearer JWTs of\n"
-            "                    this issuer (RS256/ES256), signed by a key of FILE (JWKS)\n"
-            "  --cookie-secure   mark session cookies Secure (HTTPS terminated by a proxy)\n"
-            "  --access-profiles FILE  Ror-Profil-Utilisateur codes -> access profiles 0-5;\n"
-            "                    default SPEC/access-profiles.json\n"
-            "  --validation      establishment managers' descriptive changes wait for the\n"
-            "                    ARS's validation (GET /validation)\n"
-            "  --web DIR         the web interface's files (\"\" for none); default %s\n"
-            "  --tile-url URL    map tiles of the web interface ({z}/{x}/{y}; \"\": none);\n"
-            "                    default OpenStreetMap; --tile-attribution TEXT its credit\n"
-            "  --spec DIR        search-parameter data directory; default %s\n"
-            "environment: ROR_DATA_DIR overrides the default of --spec, ROR_WEB_DIR that of --web\n",
-            ROR_WEB_DIR, ROR_DATA_DIR);
+    fprintf(
+        f,
+        "usage: ror <command> [options]\n"
+        "\n"
+        "commands:\n"
+        "  serve     start the FHIR server\n"
+        "  import    import reference data or FHIR files (ror import --help)\n"
+        "  user      accounts: add, passwd, disable, grant, key, list (ror user --help)\n"
+        "  version   print the version\n"
+        "\n"
+        "serve options:\n"
+        "  --data DIR        data directory (store file ror.db); default ./ror-data\n"
+        "  --port N          TCP port (0 = any free port); default 8080\n"
+        "  --bind ADDR       IPv4 address to listen on; default 127.0.0.1\n"
+        "  --threads N       HTTP worker threads; default 8\n"
+        "  --max-body BYTES  largest request body accepted; default 8388608\n"
+        "  --seed FILE       load this FHIR Bundle when the store is empty (demo data)\n"
+        "  --query-timeout MS  searches running longer are abandoned (413); default 10000\n"
+        "  --max-streams N   capacity event streams open at once (more: 503); default: the\n"
+        "                    connection limit (open-files limit, raised to its maximum) - 64\n"
+        "  --tls-cert FILE --tls-key FILE  serve HTTPS (PEM; TLS 1.2+) instead of HTTP\n"
+        "  --rate-limit N    requests per second per client address without credentials\n"
+        "                    (burst 2N); 0 = off; default 200\n"
+        "  --trust-proxy     the client address is the last X-Forwarded-For entry (only\n"
+        "                    behind a reverse proxy that sets it)\n"
+        "  --oidc-issuer URL --oidc-audience AUD --oidc-jwks FILE  accept bearer JWTs of\n"
+        "                    this issuer (RS256/ES256), signed by a key of FILE (JWKS)\n"
+        "  --cookie-secure   mark session cookies Secure (HTTPS terminated by a proxy)\n"
+        "  --access-profiles FILE  Ror-Profil-Utilisateur codes -> access profiles 0-5;\n"
+        "                    default SPEC/access-profiles.json\n"
+        "  --validation      establishment managers' descriptive changes wait for the\n"
+        "                    ARS's validation (GET /validation)\n"
+        "  --web DIR         the web interface's files (\"\" for none); default %s\n"
+        "  --tile-url URL    map tiles of the web interface ({z}/{x}/{y}; \"\": none);\n"
+        "                    default OpenStreetMap; --tile-attribution TEXT its credit\n"
+        "  --spec DIR        search-parameter data directory; default %s\n"
+        "environment: ROR_DATA_DIR overrides the default of --spec, ROR_WEB_DIR that of --web\n",
+        ROR_WEB_DIR, ROR_DATA_DIR);
 }
 
 /* ------------------------------------------------------------------ wiring */
@@ -377,6 +379,17 @@ static int cmd_serve(int argc, char **argv)
     }
     if (rc == 0)
         rc = orient_start(store, reg, expiry, events, &orient, &d);
+    char *unit_types = NULL; /* the pages group units as the bed views do */
+    if (rc == 0) {
+        char *path = xasprintf("%s/capacity.json", spec);
+        char *text = file_text(path, &d);
+        json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+        json_t *ut = json_object_get(doc, "unitTypes");
+        unit_types = ut ? json_dumps(ut, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        free(text);
+        free(path);
+    }
     if (rc == 0) {
         ApiOptions ao = {.store = store,
                          .reg = reg,
@@ -395,7 +408,8 @@ static int cmd_serve(int argc, char **argv)
                          .validation = validation,
                          .web_root = web,
                          .tile_url = tile_url,
-                         .tile_attribution = tile_attr};
+                         .tile_attribution = tile_attr,
+                         .unit_types_json = unit_types};
         api = api_new(&ao, &d);
         rc = api ? 0 : ERR_INVALID;
     }
@@ -444,6 +458,7 @@ static int cmd_serve(int argc, char **argv)
     free(key);
     free(cert);
     free(profiles);
+    free(unit_types);
     return rc == 0 ? 0 : 1;
 }
 

@@ -33,7 +33,7 @@ struct Api {
     struct SubscriptionHub *subs;
     AuthApi *auth;
     bool validation;
-    char *web_root, *tile_url, *tile_attribution;
+    char *web_root, *tile_url, *tile_attribution, *unit_types;
     void *web;
 };
 
@@ -84,6 +84,7 @@ Api *api_new(const ApiOptions *o, Diag *d)
     a->web_root = o->web_root ? xstrdup(o->web_root) : NULL;
     a->tile_url = xstrdup(o->tile_url ? o->tile_url : "");
     a->tile_attribution = xstrdup(o->tile_attribution ? o->tile_attribution : "");
+    a->unit_types = o->unit_types_json ? xstrdup(o->unit_types_json) : NULL;
     a->store = o->store;
     a->reg = o->reg;
     a->base = xstrdup(o->base_path ? o->base_path : "/fhir");
@@ -108,6 +109,7 @@ void api_free(Api *a)
     free(a->web_root);
     free(a->tile_url);
     free(a->tile_attribution);
+    free(a->unit_types);
     free(a->orient_api);
     free(a->base);
     free(a->capability);
@@ -1119,7 +1121,7 @@ void api_routes(Api *a, HttpServer *s)
     http_route(s, HTTP_GET, "/capacity/mine", h_units_mine, a);
     validation_api_routes(s, a->store);
     admin_api_routes(s, a->store);
-    a->web = web_api_routes(s, a->web_root, a->tile_url, a->tile_attribution);
+    a->web = web_api_routes(s, a->web_root, a->tile_url, a->tile_attribution, a->unit_types);
     if (a->term)
         terminology_api_routes(s, a->term, a->base);
     a->feed =

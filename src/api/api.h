@@ -37,6 +37,7 @@ typedef struct ApiOptions {
     const char *web_root;           /* the web interface's files; NULL: no web interface */
     const char *tile_url;           /* map tiles ({z}/{x}/{y}); "" none */
     const char *tile_attribution;
+    const char *unit_types_json; /* the unit types of the bed views (capacity.json), for the pages */
 } ApiOptions;
 
 /** NULL (with d set) when the authentication settings are unusable. */

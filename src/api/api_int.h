@@ -99,7 +99,7 @@ void admin_api_routes(HttpServer *s, Store *store);
 
 /** Serve the web interface's files from `root` (NULL: none); free with web_api_free. */
 void *web_api_routes(HttpServer *s, const char *root, const char *tile_url,
-                     const char *tile_attribution);
+                     const char *tile_attribution, const char *unit_types_json);
 void web_api_free(void *w);
 
 /* ---------------------------------------------------------------- validation (validation_api.c) */

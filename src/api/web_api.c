@@ -5,7 +5,8 @@
  *   GET /ui/{file}              WEB/{file}          (one or two path segments: js/app.js)
  *   GET /vendor/{package}/...   WEB/node_modules/{package}/dist/...  (leaflet and its cluster
  *                               plug-in, installed from npm by scripts/setup.sh)
- *   GET /ui-config              {"tileUrl", "tileAttribution"} (ror serve --tile-url)
+ *   GET /ui-config              {"tileUrl", "tileAttribution", "unitTypes"} (ror serve
+ *                               --tile-url; the unit types of data/capacity.json)
  *
  * Names are checked before any file is opened: segments of [A-Za-z0-9._-] not starting with a
  * dot, a known extension (its media type), a listed package — so nothing outside WEB is ever
@@ -147,7 +148,7 @@ static void h_config(HttpRequest *r, void *ctx)
 }
 
 void *web_api_routes(HttpServer *s, const char *root, const char *tile_url,
-                     const char *tile_attribution)
+                     const char *tile_attribution, const char *unit_types_json)
 {
     if (!root)
         return NULL;
@@ -155,6 +156,10 @@ void *web_api_routes(HttpServer *s, const char *root, const char *tile_url,
     w->root = xstrdup(root);
     json_t *cfg = json_pack("{s:s, s:s}", "tileUrl", tile_url ? tile_url : "", "tileAttribution",
                             tile_attribution ? tile_attribution : "");
+    json_t *types = unit_types_json ? json_loads(unit_types_json, 0, NULL) : NULL;
+    json_object_set_new(cfg, "unitTypes", json_is_object(types) ? types : json_object());
+    if (types && !json_is_object(types))
+        json_decref(types);
     w->config = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
     http_route(s, HTTP_GET, "/ui-config", h_config, w);

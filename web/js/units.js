@@ -4,23 +4,11 @@ import { api, capacitiesOf, communeOf, departementOf, qs, searchAll } from './co
 import { uiConfig } from './map.js';
 
 // The unit types of the regional bed views, by the activités opérationnelles (TRE_R211) of the
-// offers delivered at a unit. The server's table is data/capacity.json ("unitTypes"); until
-// /ui-config serves it, this copy of it is used.
-const UNIT_TYPES_FALLBACK = {
-    reanimation: { label: 'Réanimation', activities: range(121, 130) },
-    'soins-intensifs': { label: 'Soins intensifs', activities: range(351, 372) },
-    usc: { label: 'Surveillance continue', activities: range(373, 391) },
-};
-
-function range(a, b) {
-    const out = [];
-    for (let i = a; i <= b; i++) out.push(String(i));
-    return out;
-}
-
+// offers delivered at a unit: the server's table (data/capacity.json "unitTypes"), served by
+// /ui-config.
 export async function unitTypes() {
     const cfg = await uiConfig();
-    return cfg.unitTypes && Object.keys(cfg.unitTypes).length ? cfg.unitTypes : UNIT_TYPES_FALLBACK;
+    return cfg.unitTypes || {};
 }
 
 /** The unit type of a unit from the specialties of its offers ('' when none). */
