@@ -386,7 +386,8 @@ test('role restrictions in the UI: reader without admin, declarer limited to its
 
     const declarer = await openContext(browser, origin, { login: 'pitie-lits' });
     const p2 = await declarer.page('/ui/lits.html?unit=loc-mondor-rea');
-    assert.deepEqual(await menuOf(p2), ['Rechercher', 'Tableau des lits', 'Déclarer les lits']);
+    // the regional bed views are for the ARS and regulation: no dashboard for establishment staff
+    assert.deepEqual(await menuOf(p2), ['Rechercher', 'Déclarer les lits']);
     assert.equal(await p2.locator('#declare').count(), 0, 'no form for a unit of another establishment');
     const listed = await p2.$$eval('#units button[data-unit]', (bs) => bs.map((b) => b.dataset.unit));
     assert.ok(listed.length > 0 && !listed.includes('loc-mondor-rea'));
@@ -396,8 +397,8 @@ test('role restrictions in the UI: reader without admin, declarer limited to its
     assertClean(declarer);
     await declarer.close();
 
-    // a unit shared with a sensitive offer is hidden from the declarer's FHIR reads (profile 2)
-    // but is its to declare: the form still lists it (all the Locations of its establishment)
+    // a unit shared with a sensitive offer is hidden from profile 2, but not from its own
+    // establishment's declarer: the form lists it (all the Locations of its establishment)
     const saOwn = new Set(demoOf('HealthcareService').filter((h) => h.providedBy?.reference === 'Organization/eg-sainte-anne')
         .flatMap((h) => (h.location || []).map((l) => l.reference.replace('Location/', ''))));
     const sa = await openContext(browser, origin, { login: 'sa-lits' });

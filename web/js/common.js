@@ -132,8 +132,9 @@ export function getSession(refresh = false) {
 export const hasRole = (s, role) => (s.roles || []).some((r) => r.role === role);
 export const isAdmin = (s) => !!s.login && hasRole(s, 'ars-admin');
 const ESTABLISHMENT_ROLES = ['ars-admin', 'establishment-manager', 'bed-declarer'];
-/** The capacity views: profiles 1 and 4, or an establishment role (as the server decides). */
-export const canSeeCapacity = (s) => !!s.login && ([1, 4].includes(s.profile) || ESTABLISHMENT_ROLES.some((r) => hasRole(s, r)));
+/** The regional capacity views: profiles 1 and 4 (as the server decides; establishment staff
+ * see their own units' capacities on the fiche and the bed form). */
+export const canSeeCapacity = (s) => !!s.login && [1, 4].includes(s.profile);
 export const canDeclareBeds = (s) => !!s.login && ESTABLISHMENT_ROLES.some((r) => hasRole(s, r));
 
 const PAGES = [

@@ -3,7 +3,7 @@
 // equipment, bed capacities with their history (SVG chart), last update and, for signed-in
 // users, an anomaly report (RORTask) on the element.
 import {
-    ROR_SD, SYS, LABELS, addressText, api, canSeeCapacity, conceptText, el, flash, fmtAgeSince, fmtDateTime,
+    ROR_SD, SYS, LABELS, addressText, api, canDeclareBeds, canSeeCapacity, conceptText, el, flash, fmtAgeSince, fmtDateTime,
     fmtNumber, indicatorLabel, initPage, isAdmin, put, qs, searchAll, showError,
 } from './common.js';
 import { timeSeriesChart } from './chart.js';
@@ -188,6 +188,11 @@ async function locationsBlock(locs) {
     if (!locs.length) return null;
     const blocks = [];
     const withCapacity = locs.filter((l) => ext(l, 'ror-location-supported-capacity').length);
+    // establishment staff see the capacities of their own units only (the server's rule)
+    const mine = !canSeeCapacity(session) && canDeclareBeds(session) && withCapacity.length
+        ? new Set(((await api('/capacity/mine')).locations || []).map((u) => u.id))
+        : null;
+    const showsCapacity = (l) => canSeeCapacity(session) || (mine && mine.has(l.id));
     for (const l of locs) {
         blocks.push(el('article', { class: 'site', dataset: { location: l.id } },
             el('h3', {}, l.id === current?.id ? l.name || l.id : ficheLink(`Location/${l.id}`, l.name || l.id)),
@@ -198,9 +203,9 @@ async function locationsBlock(locs) {
             ]),
             l.telecom?.length ? contacts(l) : null,
             equipment(l) ? [el('h4', {}, 'Équipements'), equipment(l)] : null,
-            ext(l, 'ror-location-supported-capacity').length && canSeeCapacity(session) ? await capacityBlock(l) : null));
+            ext(l, 'ror-location-supported-capacity').length && showsCapacity(l) ? await capacityBlock(l) : null));
     }
-    const note = withCapacity.length && !canSeeCapacity(session)
+    const note = withCapacity.some((l) => !showsCapacity(l))
         ? el('p', { class: 'notice' }, 'Les capacités en lits sont réservées aux comptes de régulation, de l\'ARS et des établissements. ', session.login ? null : el('a', { href: `/ui/login.html${qs({ next: location.pathname + location.search })}` }, 'Se connecter'))
         : null;
     const mapBox = el('div', { class: 'map small', id: 'fiche-map' });
