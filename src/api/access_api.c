@@ -19,27 +19,38 @@
 #include "json/json.h"
 
 #define CHAIN_MAX 12 /* partOf levels followed (EJ > EG > OI > ... ; a cycle stops earlier) */
-#define KEYS_MAX 64
-
 typedef int (*ReadFn)(void *ctx, Arena *a, const char *type, const char *id, StoredResource *out);
 
-typedef struct Keys {
-    const char *k[KEYS_MAX];
-    size_t n;
-} Keys;
+/* A set of strings in the request arena, growable up to IDS_MAX (owner keys; the ids of an
+ * establishment's organisations and units, which may be hundreds). */
+typedef struct Ids {
+    const char **v;
+    size_t n, cap;
+} Ids;
 
-static bool keys_has(const Keys *k, const char *s)
+#define IDS_MAX 20000
+
+static bool ids_has(const Ids *x, const char *id)
 {
-    for (size_t i = 0; i < k->n; i++)
-        if (strcmp(k->k[i], s) == 0)
+    for (size_t i = 0; i < x->n; i++)
+        if (strcmp(x->v[i], id) == 0)
             return true;
     return false;
 }
 
-static void keys_add(Keys *k, Arena *a, const char *s)
+static void ids_add(Ids *x, Arena *a, const char *id)
 {
-    if (s && s[0] && k->n < KEYS_MAX && !keys_has(k, s))
-        k->k[k->n++] = arena_strdup(a, s);
+    if (!id || !id[0] || x->n >= IDS_MAX || ids_has(x, id))
+        return;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 32;
+        const char **v = arena_alloc(a, cap * sizeof *v);
+        if (x->n)
+            memcpy(v, x->v, x->n * sizeof *v);
+        x->v = v;
+        x->cap = cap;
+    }
+    x->v[x->n++] = arena_strdup(a, id);
 }
 
 /* "Organization/x", "http://host/fhir/Organization/x", "Organization/x/_history/2" -> x when
@@ -77,24 +88,24 @@ static json_t *read_doc(ReadFn rd, void *rctx, Arena *a, const char *type, const
     return doc;
 }
 
-static void org_keys(Keys *k, Arena *a, const json_t *org, const char *id)
+static void org_keys(Ids *k, Arena *a, const json_t *org, const char *id)
 {
-    keys_add(k, a, arena_printf(a, "Organization/%s", id));
+    ids_add(k, a, arena_printf(a, "Organization/%s", id));
     size_t i;
     json_t *ident;
     json_array_foreach(json_object_get(org, "identifier"), i, ident)
-        keys_add(k, a, json_str(ident, "value"));
+        ids_add(k, a, json_str(ident, "value"));
 }
 
 /* The organisation `id` (NULL: none) and its partOf chain. */
-static void org_chain(ReadFn rd, void *rctx, Arena *a, const char *id, Keys *k)
+static void org_chain(ReadFn rd, void *rctx, Arena *a, const char *id, Ids *k)
 {
     for (int depth = 0; id && depth < CHAIN_MAX; depth++) {
-        if (keys_has(k, arena_printf(a, "Organization/%s", id)))
+        if (ids_has(k, arena_printf(a, "Organization/%s", id)))
             return; /* a cycle, or a branch already walked */
         json_t *org = read_doc(rd, rctx, a, "Organization", id);
         if (!org) {
-            keys_add(k, a, arena_printf(a, "Organization/%s", id));
+            ids_add(k, a, arena_printf(a, "Organization/%s", id));
             return;
         }
         org_keys(k, a, org, id);
@@ -110,10 +121,10 @@ typedef struct OwnerCtx {
 } OwnerCtx;
 
 static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *type,
-                      const json_t *doc, Keys *k, int depth);
+                      const json_t *doc, Ids *k, int depth);
 
 static void offers_owners(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *loc_id,
-                          Keys *k, int depth)
+                          Ids *k, int depth)
 {
     StoreText *hs;
     size_t n;
@@ -132,7 +143,7 @@ static void offers_owners(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, c
 }
 
 static void owners_of(ReadFn rd, void *rctx, const OwnerCtx *oc, Arena *a, const char *type,
-                      const json_t *doc, Keys *k, int depth)
+                      const json_t *doc, Ids *k, int depth)
 {
     if (!doc)
         return;
@@ -220,14 +231,14 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
                     const json_t *before, const json_t *after, Diag *d)
 {
     const AuthPrincipal *p = api_principal(r);
-    Keys kb = {{0}, 0}, ka = {{0}, 0};
+    Ids kb = {0}, ka = {0};
     bool admin = auth_has_role(p, AUTH_ROLE_ARS_ADMIN) && !p->read_only;
     if (!admin) { /* the ARS may write anything: no need to know the owners */
         OwnerCtx oc = {t, NULL};
         owners_of(txn_reader, t, &oc, &r->arena, type, before, &kb, 0);
         owners_of(txn_reader, t, &oc, &r->arena, type, after, &ka, 0);
     }
-    AuthOwner ob = {kb.k, kb.n}, oa = {ka.k, ka.n};
+    AuthOwner ob = {kb.v, kb.n}, oa = {ka.v, ka.n};
     AuthWriteRequest w = {.type = type,
                           .op = op,
                           .before = before ? &ob : NULL,
@@ -247,13 +258,13 @@ int api_write_check(HttpRequest *r, StoreTxn *t, const char *type, AuthWrite op,
 bool api_owned(HttpRequest *r, Store *store, const char *type, const json_t *doc)
 {
     const AuthPrincipal *p = api_principal(r);
-    Keys k = {{0}, 0};
+    Ids k = {0};
     OwnerCtx oc = {NULL, store};
     owners_of(store_reader, store, &oc, &r->arena, type, doc, &k, 0);
     for (size_t i = 0; i < p->ngrants; i++) {
         const AuthGrant *g = &p->grants[i];
         if ((g->role == AUTH_ROLE_MANAGER || g->role == AUTH_ROLE_BED_DECLARER) &&
-            g->organization && keys_has(&k, g->organization))
+            g->organization && ids_has(&k, g->organization))
             return true;
     }
     return false;
@@ -502,12 +513,12 @@ int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Dia
         /* routed to the owner: whoever is responsible for the element searches Task?owner= */
         const char *owner = direct_owner(a, t, ftype, target);
         if (!owner && strcmp(ftype, "Location") == 0) {
-            Keys k = {{0}, 0};
+            Ids k = {0};
             OwnerCtx oc = {t, NULL};
             offers_owners(txn_reader, t, &oc, a, fid, &k, 0);
             for (size_t i = 0; i < k.n && !owner; i++)
-                if (strncmp(k.k[i], "Organization/", 13) == 0)
-                    owner = k.k[i];
+                if (strncmp(k.v[i], "Organization/", 13) == 0)
+                    owner = k.v[i];
         }
         if (owner && !json_object_get(task, "owner"))
             json_object_set_new(task, "owner", json_pack("{s:s}", "reference", owner));
@@ -520,37 +531,6 @@ int api_task_prepare(HttpRequest *r, StoreTxn *t, json_t *task, bool create, Dia
 }
 
 /* ------------------------------------------------------------------ GET /capacity/mine */
-
-/* A growable set of ids in the request arena (an EJ may hold hundreds of units). */
-typedef struct Ids {
-    const char **v;
-    size_t n, cap;
-} Ids;
-
-#define IDS_MAX 20000
-
-static bool ids_has(const Ids *x, const char *id)
-{
-    for (size_t i = 0; i < x->n; i++)
-        if (strcmp(x->v[i], id) == 0)
-            return true;
-    return false;
-}
-
-static void ids_add(Ids *x, Arena *a, const char *id)
-{
-    if (!id || !id[0] || x->n >= IDS_MAX || ids_has(x, id))
-        return;
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 32;
-        const char **v = arena_alloc(a, cap * sizeof *v);
-        if (x->n)
-            memcpy(v, x->v, x->n * sizeof *v);
-        x->v = v;
-        x->cap = cap;
-    }
-    x->v[x->n++] = arena_strdup(a, id);
-}
 
 /* The organisations a grant names: "Organization/<id>", or any identifier value. */
 static void grant_orgs(HttpRequest *r, Store *store, const FhirRegistry *reg, const char *key,
@@ -606,7 +586,7 @@ void api_units_mine(HttpRequest *r, Store *store, const FhirRegistry *reg)
     for (size_t i = 0; i < p->ngrants; i++)
         if (p->grants[i].organization)
             grant_orgs(r, store, reg, p->grants[i].organization, &orgs);
-    for (size_t i = 0; i < orgs.n; i++) /* breadth first down the partOf tree (Keys grows) */
+    for (size_t i = 0; i < orgs.n; i++) /* breadth first down the partOf tree (the set grows) */
         add_ids(r, store, "Organization", "Organization", orgs.v[i], &orgs, NULL);
     for (size_t i = 0; i < orgs.n; i++) {
         add_ids(r, store, "Location", "Organization", orgs.v[i], &locs, NULL);

@@ -147,6 +147,22 @@ static json_t *body_or_respond(HttpRequest *r)
     return body;
 }
 
+static void run(HttpRequest *r, Store *store, AccountOp *op, const char *password);
+
+/* Run op with a new random password (its hash in op), shown once in the answer. */
+static void run_with_new_password(HttpRequest *r, Store *store, AccountOp *op)
+{
+    char pw[32], hash[AUTH_HASH_MAX];
+    Diag d = {{0}, {0}};
+    if (new_password(pw, hash, &d) != 0) {
+        http_fail(r, ERR_INTERNAL, &d);
+        return;
+    }
+    op->password = hash;
+    run(r, store, op, pw);
+    explicit_bzero(pw, sizeof pw);
+}
+
 static void run(HttpRequest *r, Store *store, AccountOp *op, const char *password)
 {
     Diag d = {{0}, {0}};
@@ -190,17 +206,8 @@ static void h_add(HttpRequest *r, void *ctx)
                     .name = arena_strdup(&r->arena, name ? name : "")};
     op.roles = roles_or_respond(r, body);
     json_decref(body);
-    if (!op.roles)
-        return;
-    char pw[32], hash[AUTH_HASH_MAX];
-    Diag d = {{0}, {0}};
-    if (new_password(pw, hash, &d) != 0) {
-        http_fail(r, ERR_INTERNAL, &d);
-        return;
-    }
-    op.password = hash;
-    run(r, store, &op, pw);
-    explicit_bzero(pw, sizeof pw);
+    if (op.roles)
+        run_with_new_password(r, store, &op);
 }
 
 static void h_roles(HttpRequest *r, void *ctx)
@@ -228,19 +235,10 @@ static void h_state(HttpRequest *r, Store *store, const char *verb)
         return;
     }
     AccountOp op = {.req = r, .verb = verb, .login = r->params[0]};
-    if (strcmp(verb, "password") != 0) {
+    if (strcmp(verb, "password") == 0)
+        run_with_new_password(r, store, &op);
+    else
         run(r, store, &op, NULL);
-        return;
-    }
-    char pw[32], hash[AUTH_HASH_MAX];
-    Diag d = {{0}, {0}};
-    if (new_password(pw, hash, &d) != 0) {
-        http_fail(r, ERR_INTERNAL, &d);
-        return;
-    }
-    op.password = hash;
-    run(r, store, &op, pw);
-    explicit_bzero(pw, sizeof pw);
 }
 
 static void h_disable(HttpRequest *r, void *ctx)
