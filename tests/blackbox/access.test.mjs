@@ -469,3 +469,30 @@ test('accounts managed by the ARS while the server runs (/admin/users)', async (
   assert.equal((await post(`/admin/users/${ADMIN_LOGIN}/disable`, {})).status, 400, 'not oneself');
   assert.equal((await post('/admin/users/personne/disable', {})).status, 404);
 });
+
+test('bad input on the access endpoints: a clear 400, nothing changed, the server still serving', async () => {
+  const origin = new URL(srv.base).origin;
+  for (const q of ['_count=0', '_count=5000', '_count=abc', 'before=-1', 'since=hier', 'until=2026-13-45']) {
+    const r = await asAdmin(`${origin}/audit?${q}`);
+    assert.equal(r.status, 400, q);
+    assert.equal(r.json.resourceType, 'OperationOutcome', q);
+  }
+  assert.equal((await asAdmin(`${origin}/validation?status=perhaps`)).status, 400);
+  assert.equal((await asAdmin(`${origin}/validation/abc/approve`, { method: 'POST' })).status, 400);
+  const users = (await asAdmin(`${origin}/admin/users`)).json.users.length;
+  for (const body of ['{', '[]', '{"login": 42}', '{"login": "a b"}', `{"login": "${'x'.repeat(200)}"}`]) {
+    const r = await asAdmin(`${origin}/admin/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(r.status, 400, body);
+  }
+  assert.equal((await asAdmin(`${origin}/admin/users`)).json.users.length, users, 'no account made');
+  for (const body of ['', '{', '{"login": "x"}', '{"login": "", "password": "y"}', `{"login": "${'x'.repeat(300)}", "password": "y"}`]) {
+    const r = await raw(origin, '/auth/login', { method: 'POST', anonymous: true, headers: { 'content-type': 'application/json' }, body });
+    assert.equal(r.status, 400, body);
+    assert.equal(r.json.resourceType, 'OperationOutcome');
+  }
+  for (const h of [{ 'Ror-Profil-Utilisateur-Code': '1'.repeat(5000), 'Ror-Profil-Utilisateur-System': 'x' }, { cookie: `ror_session=${'A'.repeat(3000)}` }]) {
+    const r = await raw(srv.base, 'Organization/eg-pitie', { anonymous: true, headers: h });
+    assert.ok([200, 403].includes(r.status), `${r.status}`);
+  }
+  assert.equal((await asAdmin('metadata')).status, 200, 'still serving');
+});
